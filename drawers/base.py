@@ -1,0 +1,82 @@
+"""The drawer contract. A drawer is an ``nn.Module`` whose trainable parameters *are* the image.
+
+Construction: ``Drawer(width, height, **options)``; options are keyword-only constructor arguments with
+types and defaults (see ``pixgen.options``), and ``spec_args`` maps ``--drawer name:ARG`` to them.
+The engine then calls, in order:
+
+1. ``init_from_noise(kind, generator)`` or ``init_from_image(img)`` -- create the parameters;
+2. ``.to(device)``, ``param_groups(lr)`` -- the optimizer is built from these groups;
+3. every step: ``render()`` -> (1, 3, H, W) in [0, 1], differentiable; after ``optimizer.step()``:
+   ``project_()`` (clamps, codebook range);
+4. ``extra_outputs()`` when saving (e.g. ``{"output.svg": "<svg ...>"}``).
+
+Frozen models (a VQGAN decoder) are never submodules: they come from a process-wide cached loader, so that
+``trainable_state()`` and checkpoints hold only what is optimized.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from pixgen.noise import noise_image
+
+
+class Drawer(nn.Module):
+    """Base class of all drawers; subclasses implement ``render``, ``init_from_image`` and ``project_``."""
+
+    name: ClassVar[str] = ""
+    #: names of the options that ``--drawer NAME:ARG1:ARG2`` fills, in order
+    spec_args: ClassVar[tuple[str, ...]] = ()
+    #: learning rate used when the run does not set ``lr``
+    default_lr: ClassVar[float] = 0.1
+    #: output sides are trimmed down to a multiple of this (VQGAN: its downsampling factor)
+    size_multiple: ClassVar[int] = 1
+    #: ``init_noise`` kinds this drawer understands besides the engine's noise images
+    extra_init_noise: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, width: int, height: int, **options: Any) -> None:
+        """Subclasses pass their own keyword options through, so ``to_config`` can rebuild them."""
+        super().__init__()
+        self.width, self.height = width, height
+        self._options: dict[str, Any] = options
+
+    # -- required --------------------------------------------------------------------------------------
+    def render(self) -> torch.Tensor:
+        """The image, (1, 3, H, W) in [0, 1], differentiable w.r.t. the parameters."""
+        raise NotImplementedError
+
+    def init_from_image(self, img: torch.Tensor) -> None:
+        """Set the parameters so the render approximates ``img`` (1, 3, H, W) in [0, 1]."""
+        raise NotImplementedError
+
+    # -- optional, with defaults -----------------------------------------------------------------------
+    def init_from_noise(self, kind: str, generator: torch.Generator) -> None:
+        """Start from a noise image (``pixels``, ``gradient``, ``snow``, ``none``); drawers may add kinds."""
+        self.init_from_image(noise_image(kind, self.width, self.height, generator))
+
+    def param_groups(self, lr: float) -> list[dict[str, Any]]:
+        """Optimizer parameter groups; override to give groups their own learning rates."""
+        return [{"params": [p for p in self.parameters() if p.requires_grad], "lr": lr}]
+
+    @torch.no_grad()
+    def project_(self) -> None:
+        """Apply constraints after each optimizer step (clamp colours, widths, codebook range)."""
+
+    def extra_outputs(self) -> dict[str, str | bytes]:
+        """Files written beside ``output.png`` when saving, by file name (e.g. ``output.svg``)."""
+        return {}
+
+    def to_config(self) -> dict[str, Any]:
+        """The options that rebuild this drawer: ``{"name": ..., "width": ..., "height": ..., **options}``."""
+        return {"name": self.name, "width": self.width, "height": self.height, **self._options}
+
+    def trainable_state(self) -> dict[str, torch.Tensor]:
+        """Only what is optimized (small checkpoints; never a frozen model)."""
+        return {k: v.detach().cpu() for k, v in self.state_dict().items()}
+
+    def load_trainable_state(self, state: dict[str, torch.Tensor]) -> None:
+        """Restore what ``trainable_state`` returned."""
+        self.load_state_dict(state)

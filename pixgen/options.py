@@ -1,0 +1,68 @@
+"""Plug-in options: a plug-in's options are its constructor's keyword-only arguments (config equals
+constructor arguments), so the CLI, the YAML config and the Python API all check them the same way."""
+
+from __future__ import annotations
+
+import inspect
+import typing
+from typing import Any
+
+from pixgen.errors import PixgenError
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def plugin_options(cls: type) -> dict[str, inspect.Parameter]:
+    """The keyword-only constructor parameters of a plug-in class, by name."""
+    hints = typing.get_type_hints(cls.__init__)
+    params = inspect.signature(cls.__init__).parameters.values()
+    return {
+        p.name: p.replace(annotation=hints.get(p.name, p.annotation))
+        for p in params
+        if p.kind is inspect.Parameter.KEYWORD_ONLY
+    }
+
+
+def resolve_options(cls: type, what: str, args: tuple[str, ...], options: dict[str, Any]) -> dict[str, Any]:
+    """Merge positional spec args (``cls.spec_args``) and named options, checked and coerced to their types."""
+    known = plugin_options(cls)
+    spec_args = getattr(cls, "spec_args", ())
+    if len(args) > len(spec_args):
+        raise PixgenError(f"{what} takes at most {len(spec_args)} ':' argument(s) ({', '.join(spec_args) or 'none'})"
+                          f", got {':'.join(args)!r}")
+    merged = dict(zip(spec_args, args))
+    for key, value in options.items():
+        key = key.replace("-", "_")
+        if key not in known:
+            raise PixgenError(f"{what} has no option {key!r}; its options are: {', '.join(known) or 'none'}")
+        merged[key] = value
+    return {key: coerce(value, known[key], what) for key, value in merged.items()}
+
+
+def coerce(value: Any, param: inspect.Parameter, what: str) -> Any:
+    """Convert a CLI/YAML value to the parameter's annotated type (int, float, bool, str, or Optional of those)."""
+    if not isinstance(value, str):
+        return value
+    kinds = _annotation_kinds(param.annotation)
+    if value.lower() in ("none", "null") and type(None) in kinds:
+        return None
+    for kind in kinds:
+        try:
+            if kind is bool:
+                if value.lower() in _TRUE | _FALSE:
+                    return value.lower() in _TRUE
+                continue
+            if kind in (int, float, str):
+                return kind(value)
+        except ValueError:
+            continue
+    names = ", ".join(getattr(k, "__name__", str(k)) for k in kinds)
+    raise PixgenError(f"{what} option {param.name!r}: cannot read {value!r} as {names}")
+
+
+def _annotation_kinds(annotation: Any) -> list[Any]:
+    if annotation is inspect.Parameter.empty:
+        return [str]
+    args = typing.get_args(annotation)
+    return list(args) if args else [annotation]
