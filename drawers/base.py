@@ -1,7 +1,10 @@
 """The drawer contract. A drawer is an ``nn.Module`` whose trainable parameters *are* the image.
 
 Construction: ``Drawer(width, height, **options)``; options are keyword-only constructor arguments with
-types and defaults (see ``pixgen.options``), and ``spec_args`` maps ``--drawer name:ARG`` to them.
+types and defaults (see ``pixgen.options``), and ``spec_args`` maps ``--drawer name:ARG`` to them. A drawer
+may trim ``self.width``/``self.height`` in its constructor (VQGAN: to a multiple of its downsampling factor);
+the engine compares them with the requested size and tells the user. Constructors must fail early (missing
+model files, bad options) with a ``PixgenError``, before any work is done.
 The engine then calls, in order:
 
 1. ``init_from_noise(kind, generator)`` or ``init_from_image(img)`` -- create the parameters;
@@ -32,8 +35,6 @@ class Drawer(nn.Module):
     spec_args: ClassVar[tuple[str, ...]] = ()
     #: learning rate used when the run does not set ``lr``
     default_lr: ClassVar[float] = 0.1
-    #: output sides are trimmed down to a multiple of this (VQGAN: its downsampling factor)
-    size_multiple: ClassVar[int] = 1
     #: ``init_noise`` kinds this drawer understands besides the engine's noise images
     extra_init_noise: ClassVar[tuple[str, ...]] = ()
 
