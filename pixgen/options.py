@@ -31,7 +31,7 @@ def resolve_options(cls: type, what: str, args: tuple[str, ...], options: dict[s
     if len(args) > len(spec_args):
         raise PixgenError(f"{what} takes at most {len(spec_args)} ':' argument(s) ({', '.join(spec_args) or 'none'})"
                           f", got {':'.join(args)!r}")
-    merged = dict(zip(spec_args, args))
+    merged = dict(zip(spec_args, args, strict=False))
     for key, value in options.items():
         key = key.replace("-", "_")
         if key not in known:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib
 import math
 from dataclasses import dataclass, field
-from typing import Any
 
 from pixgen.errors import PixgenError
 

@@ -1,0 +1,53 @@
+"""The Python API: ``pixgen.run("a red circle", drawer="pixel", iterations=100)``; same names as the CLI."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from pixgen.config import RunConfig
+
+
+def run(prompt: str | None = None, *, callbacks: Sequence[Any] | None = None, progress: bool = True,
+        save: bool = True, config: RunConfig | dict | None = None, **options: Any) -> Any:
+    """Build and run one optimization; returns a ``RunResult`` (``.image`` PIL, ``.path``, ``.losses``).
+
+    ``options`` are the CLI flags with underscores (``size="256x256"``, ``pixel_size=8``); ``config`` is a
+    ``RunConfig`` or dict (e.g. a loaded settings.yaml) that ``prompt`` and ``options`` override.
+    """
+    from pixgen.callbacks import Progress, SaveImage
+    from pixgen.engine import Run
+
+    base = config.to_dict() if isinstance(config, RunConfig) else dict(config or {})
+    if prompt is not None:
+        base["prompt"] = prompt
+    cfg = RunConfig.from_dict({**base, **options})
+    extra: list[Any] = []
+    if save:
+        extra.append(SaveImage(cfg.out, cfg.save_every))
+    if progress:
+        extra.append(Progress(notebook=_in_notebook()))
+    return Run(cfg, [*extra, *(callbacks or [])]).run()
+
+
+def list_drawers() -> list[str]:
+    """Names of the registered drawers."""
+    from pixgen.registry import DRAWERS
+
+    return DRAWERS.names()
+
+
+def list_losses() -> list[str]:
+    """Names of the registered losses."""
+    from pixgen.registry import LOSSES
+
+    return LOSSES.names()
+
+
+def _in_notebook() -> bool:
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"

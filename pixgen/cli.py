@@ -1,0 +1,137 @@
+"""The command line: ``pixgen run``, ``pixgen list``, ``pixgen models``. Options only build a RunConfig.
+
+Options a drawer defines (``--pixel-size 8``, ``--strokes 256``) are accepted after the run options and
+checked against the chosen drawer, so plug-ins own their flags.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+import click
+
+from pixgen import __version__
+from pixgen.errors import PixgenError
+
+_RUN_OPTIONS = [
+    click.option("--prompt", "-p", help='Prompts: "text[:weight[:stop]] | other text:-0.5".'),
+    click.option("--drawer", "-d", help="Drawer spec NAME[:ARG] (pixel, pixel:hex, vqgan:imagenet_f16_16384...)."),
+    click.option("--clip", multiple=True, help="CLIP model MODEL[:TAG][@WEIGHT]; repeat for several."),
+    click.option("--loss", multiple=True, help="Extra loss NAME[:ARG...][@WEIGHT]; repeatable."),
+    click.option("--size", help="Output size WIDTHxHEIGHT (default 384x216)."),
+    click.option("--iterations", "-i", type=int, help="Optimization steps (default 250)."),
+    click.option("--seed", help="Integer or any string (hashed); default random, recorded in the output."),
+    click.option("--cutn", type=int, help="Cutouts per step and CLIP input size (default 30)."),
+    click.option("--batches", type=int, help="Gradient accumulation passes per step (default 1)."),
+    click.option("--augment/--no-augment", default=None, help="kornia augmentation of the cutouts (default on)."),
+    click.option("--cut-noise", type=float, help="Max std of the per-cutout noise (default 0.1)."),
+    click.option("--lr", type=float, help="Learning rate (default: the drawer's own)."),
+    click.option("--lr-drops", type=float, multiple=True, help="LR falls 10x at these % of the run (default 75)."),
+    click.option("--save-every", type=int, help="Rewrite output.png every N steps (default 10; 0 = end only)."),
+    click.option("--out", "-o", help="Output folder (default outputs/YYYYMMDD_NN)."),
+    click.option("--device", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps."),
+    click.option("--init-image", help="Start from this image instead of noise."),
+    click.option("--init-noise", help="pixels (fractal), gradient, snow, none; drawers may add kinds."),
+]
+
+
+@click.group()
+@click.version_option(__version__, prog_name="pixgen")
+def main() -> None:
+    """pixgen: CLIP-guided image optimization."""
+
+
+def _run_options(func: Any) -> Any:
+    for option in reversed(_RUN_OPTIONS):
+        func = option(func)
+    return func
+
+
+@main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@_run_options
+@click.option("--config", "config_file", help="Settings YAML (e.g. a run's settings.yaml); flags override it.")
+@click.option("--debug", is_flag=True, help="Show the full traceback on errors.")
+@click.pass_context
+def run(ctx: click.Context, config_file: str | None, debug: bool, **flags: Any) -> None:
+    """Optimize an image toward the prompt. Drawer options follow as --name value (see `pixgen list`)."""
+    _setup_logging()
+    with _errors(debug):
+        from pixgen.api import run as run_api
+        from pixgen.config import load_yaml
+
+        values = load_yaml(config_file) if config_file else {}
+        values.update({k: v for k, v in flags.items() if v is not None and v != ()})
+        values.update(parse_extra_args(ctx.args))
+        result = run_api(**values)
+    if result.interrupted:
+        sys.exit(130)
+
+
+def parse_extra_args(args: list[str]) -> dict[str, str]:
+    """``["--pixel-size", "8", "--flag", "--k=v"]`` -> ``{"pixel_size": "8", "flag": "true", "k": "v"}``."""
+    out: dict[str, str] = {}
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if not arg.startswith("--") or len(arg) == 2:
+            raise PixgenError(f"unexpected argument {arg!r}; options are written --name value")
+        key, sep, value = arg[2:].partition("=")
+        if not sep:
+            has_value = i + 1 < len(args) and not args[i + 1].startswith("--")
+            value = args[i + 1] if has_value else "true"
+            i += has_value
+        out[key.replace("-", "_")] = value
+        i += 1
+    return out
+
+
+@main.command(name="list")
+@click.argument("what", required=False, type=click.Choice(["drawers", "losses", "clip"]))
+def list_cmd(what: str | None) -> None:
+    """Show the drawers (with their options), losses and known CLIP models."""
+    from pixgen.listing import describe
+
+    with _errors(False):
+        click.echo(describe(what))
+
+
+def _setup_logging() -> None:
+    logger = logging.getLogger("pixgen")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+
+
+class _errors:
+    """Turn user-facing errors into one line and exit code 1; ``--debug`` keeps the traceback."""
+
+    def __init__(self, debug: bool) -> None:
+        self.debug = debug
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: Any, exc: BaseException | None, tb: Any) -> bool:
+        if exc is None or self.debug or isinstance(exc, (click.ClickException, SystemExit)):
+            return False
+        if isinstance(exc, PixgenError):
+            raise click.ClickException(str(exc)) from None
+        if type(exc).__name__ == "OutOfMemoryError":
+            raise click.ClickException(f"out of memory ({str(exc).splitlines()[0]}); try a smaller --cutn or "
+                                       "--size, --batches 2 with half the cutn, or --device cpu") from None
+        return False
+
+
+def _attach_models() -> None:
+    try:
+        from pixgen.cli_models import models
+    except ImportError:
+        return
+    main.add_command(models)
+
+
+_attach_models()

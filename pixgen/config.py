@@ -1,0 +1,174 @@
+"""RunConfig: every setting of one run. Same names in the CLI (``--pixel-size``), YAML and ``pixgen.run()``.
+
+Keys that are not RunConfig fields are options of the chosen drawer (its keyword-only constructor arguments);
+anything else is rejected with the list of valid keys.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import re
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pixgen.errors import PixgenError
+
+MAX_SIDE = 8192
+
+
+@dataclass
+class RunConfig:
+    """The settings of one optimization run (defaults follow pixray's ``normal`` quality where it has one)."""
+
+    prompt: str | None = None
+    drawer: str = "pixel"
+    clip: list[str] = field(default_factory=lambda: ["ViT-B-32:openai"])
+    loss: list[str] = field(default_factory=list)
+    size: str = "384x216"
+    iterations: int = 250
+    seed: int | str | None = None
+    cutn: int = 30
+    batches: int = 1
+    augment: bool = True
+    cut_noise: float = 0.1
+    lr: float | None = None
+    lr_drops: list[float] = field(default_factory=lambda: [75.0])
+    save_every: int = 10
+    out: str | None = None
+    device: str = "auto"
+    init_image: str | None = None
+    init_noise: str = "pixels"
+    drawer_options: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> RunConfig:
+        """Build from a flat dict: unknown keys must be options of the chosen drawer."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        known = {k.replace("-", "_"): v for k, v in values.items() if k.replace("-", "_") in names}
+        extra = {k.replace("-", "_"): v for k, v in values.items() if k.replace("-", "_") not in names}
+        for key in ("clip", "loss", "lr_drops"):
+            if isinstance(known.get(key), (str, int, float)):
+                known[key] = [known[key]]
+        config = cls(**known)
+        if extra:
+            config.drawer_options = {**config.drawer_options, **extra}
+        return config
+
+    def to_dict(self, non_default: bool = False) -> dict[str, Any]:
+        """A flat dict (drawer options inline); only the settings that differ from the defaults if asked."""
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "drawer_options"}
+        out.update(self.drawer_options)
+        if non_default:
+            defaults = RunConfig().to_dict()
+            out = {k: v for k, v in out.items() if k not in defaults or defaults[k] != v}
+        return out
+
+    def replace(self, **changes: Any) -> RunConfig:
+        """A copy with some settings changed (same rules as ``from_dict``)."""
+        return RunConfig.from_dict({**self.to_dict(), **changes})
+
+    def dimensions(self) -> tuple[int, int]:
+        """``size`` as (width, height), checked."""
+        return parse_size(self.size)
+
+
+def parse_size(size: str | tuple[int, int] | list[int]) -> tuple[int, int]:
+    """``"WxH"`` (or a pair) -> (width, height); both sides in 1..8192."""
+    if isinstance(size, (tuple, list)) and len(size) == 2:
+        width, height = size
+    else:
+        match = re.fullmatch(r"\s*(-?\d+)\s*[xX×,]\s*(-?\d+)\s*", str(size))
+        if not match:
+            raise PixgenError(f"size {size!r} is not WIDTHxHEIGHT; write e.g. --size 384x216")
+        width, height = int(match.group(1)), int(match.group(2))
+    if not (0 < int(width) <= MAX_SIDE and 0 < int(height) <= MAX_SIDE):
+        raise PixgenError(f"size {width}x{height} is impossible; both sides must be between 1 and {MAX_SIDE}")
+    return int(width), int(height)
+
+
+def resolve_seed(seed: int | str | None) -> int:
+    """An int seed: ints and digit strings as they are, other strings hashed (sha512, as pixray), None random."""
+    if seed is None or (isinstance(seed, str) and not seed.strip()):
+        return secrets.randbelow(2**32)
+    if isinstance(seed, bool):
+        raise PixgenError(f"seed {seed!r} is not an integer or a string")
+    if isinstance(seed, int):
+        return seed % 2**63
+    text = str(seed).strip()
+    if re.fullmatch(r"\d+", text):
+        return int(text) % 2**63
+    return int.from_bytes(hashlib.sha512(text.encode()).digest(), "big") % 2**32
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a settings YAML file into a dict, with a clear error if it is missing or malformed."""
+    import yaml
+
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise PixgenError(f"config file {path} does not exist; check the path given to --config") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PixgenError(f"cannot read config file {path}: {exc}") from exc
+    except yaml.YAMLError as exc:
+        raise PixgenError(f"config file {path} is not valid YAML ({exc}); fix the file or remove it") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise PixgenError(f"config file {path} must hold a mapping of setting: value, not {type(data).__name__}")
+    return data
+
+
+def dump_yaml(values: dict[str, Any]) -> str:
+    """Settings as YAML text (the format ``--config`` reads)."""
+    import yaml
+
+    return yaml.safe_dump(values, sort_keys=False, allow_unicode=True)
+
+
+def check(config: RunConfig) -> None:
+    """Reject impossible settings with one clear message each (types from YAML/API are coerced in place)."""
+    config.dimensions()
+    for name, low in (("iterations", 1), ("cutn", 1), ("batches", 1), ("save_every", 0)):
+        setattr(config, name, _number(config, name, int, low))
+    config.cut_noise = _number(config, "cut_noise", float, 0.0)
+    if config.lr is not None:
+        config.lr = _number(config, "lr", float, 1e-12)
+    config.lr_drops = [float(v) for v in config.lr_drops]
+    if any(not 0 < v < 100 for v in config.lr_drops):
+        raise PixgenError(f"lr_drops {config.lr_drops} must be percentages between 0 and 100")
+    if not config.clip:
+        raise PixgenError("no CLIP model given; pass at least one --clip MODEL[:TAG]")
+    if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", str(config.device)):
+        raise PixgenError(f"device {config.device!r} is not one of auto, cpu, cuda, cuda:N, mps")
+    if config.init_image is not None and not Path(config.init_image).is_file():
+        raise PixgenError(f"init image {config.init_image} does not exist; check the path given to --init-image")
+    _check_plugins(config)
+
+
+def _check_plugins(config: RunConfig) -> None:
+    """Prompts, the drawer spec and its options, and loss specs: cheap checks before any model is loaded."""
+    from pixgen.options import resolve_options
+    from pixgen.prompts import parse_prompts
+    from pixgen.registry import DRAWERS, LOSSES, Spec
+
+    parse_prompts(config.prompt)
+    spec = Spec.parse(config.drawer)
+    resolve_options(DRAWERS.get(spec.name), f"drawer {spec.name!r}", spec.args, config.drawer_options)
+    for text in config.loss:
+        LOSSES.get(Spec.parse(text).name)
+
+
+def _number(config: RunConfig, name: str, kind: type, low: float) -> Any:
+    value = getattr(config, name)
+    try:
+        number = kind(value)
+    except (TypeError, ValueError):
+        raise PixgenError(f"{name} must be a number, got {value!r}") from None
+    if isinstance(value, bool) or not number >= low or number != number or number in (float("inf"),):
+        raise PixgenError(f"{name} must be a finite number >= {low:g}, got {value!r}")
+    return number

@@ -1,0 +1,150 @@
+"""Run: owns one optimization (drawer, perceptors, losses, cutouts, optimizer, RNG). No I/O inside;
+callbacks do every side effect."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from pixgen.augment import Cutouts
+from pixgen.config import RunConfig, check, resolve_seed
+from pixgen.errors import PixgenError
+from pixgen.losses.base import LossInput
+from pixgen.parts import build_drawer, build_losses, initialize, load_perceptors, pick_device
+
+log = logging.getLogger("pixgen")
+
+
+@dataclass
+class StepResult:
+    """What one ``Run.step()`` did."""
+
+    iteration: int  # 1-based count of completed steps
+    loss: float
+    terms: dict[str, float]
+    lr: float
+
+
+@dataclass
+class RunResult:
+    """The outcome of ``Run.run()``: the final image, where it was saved and the loss history."""
+
+    image: Any  # PIL.Image.Image
+    path: Path | None
+    losses: list[float]
+    seed: int
+    iterations: int
+    seconds: float
+    interrupted: bool = False
+    files: dict[str, Path] = field(default_factory=dict)
+
+
+class Run:
+    """One optimization. Everything that can fail on bad input fails here, before any step runs."""
+
+    def __init__(self, config: RunConfig | dict[str, Any], callbacks: Sequence[Any] = ()) -> None:
+        self.config = RunConfig.from_dict(config) if isinstance(config, dict) else config
+        check(self.config)
+        self.callbacks = list(callbacks)
+        self.seed = resolve_seed(self.config.seed)
+        self.device = pick_device(self.config.device)
+        self.generator = torch.Generator().manual_seed(self.seed)
+        self.perceptors = load_perceptors(self.config.clip, self.device)
+        with self._rng():
+            self.drawer = build_drawer(self.config, self.device)
+            initialize(self.drawer, self.config, self.generator)
+        self.losses = build_losses(self.config, self.perceptors, self)
+        sizes = sorted({perceptor.input_size for perceptor, _ in self.perceptors.values()})
+        self.cutouts = {s: Cutouts(s, self.config.cutn, noise=self.config.cut_noise, augment=self.config.augment)
+                        for s in sizes}
+        lr = self.config.lr if self.config.lr is not None else type(self.drawer).default_lr
+        self.optimizer = torch.optim.Adam(self.drawer.param_groups(lr))
+        self.base_lrs = [group["lr"] for group in self.optimizer.param_groups]
+        self.iteration, self.history = 0, []
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """The (width, height) actually rendered (a drawer may trim the requested size)."""
+        return self.drawer.width, self.drawer.height
+
+    def step(self) -> StepResult:
+        """One optimization step (with ``batches`` gradient-accumulation passes), then the callbacks."""
+        if self.iteration >= self.config.iterations:
+            raise PixgenError(f"this run has done all its {self.config.iterations} iterations")
+        batches = self.config.batches
+        totals: dict[str, float] = {}
+        with self._rng():
+            self.optimizer.zero_grad(set_to_none=True)
+            for _ in range(batches):
+                terms = self.loss_terms()
+                (sum(terms.values()) / batches).backward()
+                for name, value in terms.items():
+                    totals[name] = totals.get(name, 0.0) + float(value.detach()) / batches
+            self.optimizer.step()
+            self.drawer.project_()
+        self.iteration += 1
+        self._schedule_lr()
+        result = StepResult(self.iteration, sum(totals.values()), totals, self.optimizer.param_groups[0]["lr"])
+        self.history.append(result.loss)
+        for callback in self.callbacks:
+            callback.on_step(self, result)
+        return result
+
+    def loss_terms(self) -> dict[str, torch.Tensor]:
+        """Render, cut, embed, and evaluate every weighted loss (differentiable)."""
+        render = self.drawer.render()  # (1, 3, H, W)
+        cutouts = {size: cut(render)[0] for size, cut in self.cutouts.items()}
+        embeds = {key: perceptor.encode_image(cutouts[perceptor.input_size])
+                  for key, (perceptor, _) in self.perceptors.items()}
+        inp = LossInput(render, cutouts, embeds, self.iteration, self.config.iterations)
+        return {name: weight * loss(inp) for name, (loss, weight) in self.losses.items()}
+
+    def run(self) -> RunResult:
+        """Step until ``iterations`` (Ctrl-C stops early and still ends cleanly); returns the result."""
+        start = time.perf_counter()
+        for callback in self.callbacks:
+            callback.on_start(self)
+        interrupted = False
+        try:
+            while self.iteration < self.config.iterations:
+                self.step()
+        except KeyboardInterrupt:
+            interrupted = True
+        result = RunResult(self.image(), None, list(self.history), self.seed, self.iteration,
+                           time.perf_counter() - start, interrupted)
+        for callback in self.callbacks:
+            callback.on_end(self, result)
+        return result
+
+    @torch.no_grad()
+    def render(self) -> torch.Tensor:
+        """The current image as a (1, 3, H, W) tensor, without gradients."""
+        return self.drawer.render().detach()
+
+    def image(self) -> Any:
+        """The current image as a PIL image."""
+        from pixgen.io import to_pil
+
+        return to_pil(self.render())
+
+    def _schedule_lr(self) -> None:
+        """Pixray's drops: the learning rate falls 10x at each ``lr_drops`` percentage of the run."""
+        done = sum(self.iteration >= int(p / 100 * (self.config.iterations - 1)) for p in self.config.lr_drops)
+        for group, base in zip(self.optimizer.param_groups, self.base_lrs, strict=True):
+            group["lr"] = base * 0.1**done
+
+    @contextlib.contextmanager
+    def _rng(self) -> Iterator[None]:
+        """Run the block with the global torch RNG seeded from this run's generator, restoring it after, so
+        kornia's sampling is reproducible and two runs in one process never disturb each other."""
+        devices = [self.device.index or 0] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(int(torch.randint(2**62, (1,), generator=self.generator)))
+            yield

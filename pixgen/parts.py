@@ -1,0 +1,96 @@
+"""Building a run's parts from its config: device, perceptors, drawer, initial image, losses."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import torch
+
+from pixgen.config import RunConfig
+from pixgen.errors import PixgenError
+from pixgen.noise import NOISE_KINDS
+from pixgen.options import resolve_options
+from pixgen.prompts import parse_prompts
+from pixgen.registry import DRAWERS, LOSSES, Spec
+
+log = logging.getLogger("pixgen")
+
+
+def pick_device(name: str) -> torch.device:
+    """``auto`` picks cuda, then mps, then cpu; an explicit device must be available."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            name = "cuda"
+        elif getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            name = "mps"
+        else:
+            name = "cpu"
+        log.info("Using device: %s", name)
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise PixgenError(f"device {name} was asked for but CUDA is not available; use --device cpu or auto")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise PixgenError(f"device {name} was asked for but MPS is not available; use --device cpu or auto")
+    return device
+
+
+def load_perceptors(specs: list[str], device: torch.device) -> dict[str, tuple[Any, float]]:
+    """Parse and load every ``--clip`` spec: key -> (perceptor, weight)."""
+    from pixgen.perceptors import load_perceptor, parse_clip_spec
+
+    out: dict[str, tuple[Any, float]] = {}
+    for text in specs:
+        spec = parse_clip_spec(text)
+        if spec.key in out:
+            raise PixgenError(f"CLIP model {spec.key} is given twice; give each model once (with @WEIGHT)")
+        out[spec.key] = (load_perceptor(spec, device), spec.weight)
+    return out
+
+
+def build_drawer(config: RunConfig, device: torch.device) -> Any:
+    """Construct the drawer named by ``config.drawer`` with its options, and say if it trimmed the size."""
+    spec = Spec.parse(config.drawer)
+    cls = DRAWERS.get(spec.name)
+    options = resolve_options(cls, f"drawer {spec.name!r}", spec.args, config.drawer_options)
+    width, height = config.dimensions()
+    drawer = cls(width, height, **options)
+    if (drawer.width, drawer.height) != (width, height):
+        log.warning("Size %dx%d trimmed to %dx%d (the %s drawer needs it)", width, height, drawer.width,
+                    drawer.height, spec.name)
+    kinds = (*NOISE_KINDS, *cls.extra_init_noise)
+    if config.init_noise not in kinds:
+        raise PixgenError(f"unknown init noise {config.init_noise!r} for the {spec.name} drawer; "
+                          f"choose one of: {', '.join(kinds)}")
+    return drawer.to(device)
+
+
+def initialize(drawer: Any, config: RunConfig, generator: torch.Generator) -> None:
+    """Start the drawer from ``init_image`` if given, else from ``init_noise``."""
+    if config.init_image:
+        from pixgen.io import load_image
+
+        drawer.init_from_image(load_image(config.init_image, (drawer.width, drawer.height)))
+    else:
+        drawer.init_from_noise(config.init_noise, generator)
+
+
+def build_losses(config: RunConfig, perceptors: dict[str, tuple[Any, float]], run: Any) -> dict[str, tuple]:
+    """The CLIP prompt loss plus every ``--loss NAME[:ARG...][@WEIGHT]``: name -> (loss, weight), set up."""
+    from pixgen.losses.clip import ClipPromptLoss
+
+    losses: dict[str, tuple[Any, float]] = {}
+    prompts = parse_prompts(config.prompt)
+    if prompts:
+        losses["clip"] = (ClipPromptLoss(prompts=prompts, perceptors=perceptors), 1.0)
+    for text in config.loss:
+        spec = Spec.parse(text)
+        cls = LOSSES.get(spec.name)
+        loss = cls(**resolve_options(cls, f"loss {spec.name!r}", spec.args, {}))
+        losses[spec.name] = (loss, cls.default_weight if spec.weight is None else spec.weight)
+    if not losses:
+        raise PixgenError("nothing to optimise: give a --prompt (or a --loss)")
+    for loss, _ in losses.values():
+        loss.to(run.device)
+        loss.setup(run)
+    return losses

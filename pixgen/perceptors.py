@@ -1,0 +1,177 @@
+"""Perceptors: what the losses see of a CLIP model. Nothing else in pixgen imports open_clip.
+
+``--clip`` specs: ``MODEL[:TAG][@WEIGHT]`` where TAG is an open_clip pretrained tag (``openai``,
+``laion2b_s34b_b79k``...), a path to a local weights file, or ``random`` (untrained weights, for benchmarks).
+MODEL may also be a path to an open_clip model config ``.json`` (registered under the file's stem), and
+``shapes`` is pixgen's built-in offline model.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from pixgen.errors import ModelUnavailableError, PixgenError
+from pixgen.registry import Spec
+from pixgen.weights import cache_dir, offline
+
+
+@dataclass(frozen=True)
+class ClipSpec:
+    """A parsed ``--clip`` spec."""
+
+    model: str
+    tag: str
+    weight: float = 1.0
+
+    @property
+    def key(self) -> str:
+        """A stable name for this perceptor (used in loss terms and embeddings dicts)."""
+        return f"{self.model}:{self.tag}"
+
+
+def parse_clip_spec(text: str) -> ClipSpec:
+    """Parse ``MODEL[:TAG][@WEIGHT]``; the tag may itself contain ':' (a Windows path)."""
+    spec = Spec.parse(text)
+    model, tag = spec.name, ":".join(spec.args)
+    if model == "shapes":
+        from pixgen.shapes.models import clip_model_name, clip_weights_path
+
+        model, tag = clip_model_name(), tag or str(clip_weights_path())
+    weight = 1.0 if spec.weight is None else spec.weight
+    return ClipSpec(model=model, tag=tag or _default_tag(model), weight=weight)
+
+
+def _default_tag(model: str) -> str:
+    if model.endswith(".json"):
+        return "random"
+    import open_clip
+
+    tags = open_clip.list_pretrained_tags_by_model(model)
+    return "openai" if "openai" in tags else (tags[0] if tags else "random")
+
+
+class OpenClipPerceptor(nn.Module):
+    """A frozen open_clip model: ``encode_image`` of (N, 3, s, s) in [0, 1] and ``encode_text``, L2-normalised."""
+
+    def __init__(self, name: str, model: nn.Module, tokenizer, mean, std) -> None:
+        super().__init__()
+        self.name, self.model, self.tokenizer = name, model.eval().requires_grad_(False), tokenizer
+        size = model.visual.image_size
+        self.input_size = int(size[0] if isinstance(size, (tuple, list)) else size)
+        self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
+
+    def encode_image(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, 3, s, s) in [0, 1] -> (N, D) unit vectors; resizes if ``s`` is not the model's input size."""
+        if x.shape[-1] != self.input_size or x.shape[-2] != self.input_size:
+            x = F.interpolate(x, size=(self.input_size, self.input_size), mode="bilinear", antialias=True)
+        x = (x - self.mean) / self.std
+        return F.normalize(self.model.encode_image(x).float(), dim=-1)
+
+    @torch.no_grad()
+    def encode_text(self, texts: list[str]) -> torch.Tensor:
+        """A list of N strings -> (N, D) unit vectors."""
+        tokens = self.tokenizer(texts).to(self.mean.device)
+        return F.normalize(self.model.encode_text(tokens).float(), dim=-1)
+
+
+def load_perceptor(spec: ClipSpec, device: torch.device | str = "cpu") -> OpenClipPerceptor:
+    """Load (once per process, then shared) the open_clip model named by ``spec`` on ``device``."""
+    model, tag = spec.model, spec.tag
+    if model.endswith(".json"):
+        model = _register_config(model)
+    return _load_cached(model, tag, str(torch.device(device)))
+
+
+@functools.lru_cache(maxsize=8)
+def _load_cached(model: str, tag: str, device: str) -> OpenClipPerceptor:
+    import open_clip
+
+    if model not in open_clip.list_models():
+        raise PixgenError(f"unknown CLIP model {model!r}; choose one of: {', '.join(open_clip.list_models())}"
+                          " (or pass a model config .json)")
+    weights = None if tag == "random" else _weights_file(model, tag)
+    try:
+        clip = open_clip.create_model(model, pretrained=weights, device=device)
+    except (RuntimeError, OSError, ValueError, KeyError) as exc:
+        raise PixgenError(f"could not load CLIP weights {weights} for {model}: {exc}; check that the file is "
+                          "an open_clip state dict for this model") from exc
+    mean = getattr(clip.visual, "image_mean", None) or open_clip.OPENAI_DATASET_MEAN
+    std = getattr(clip.visual, "image_std", None) or open_clip.OPENAI_DATASET_STD
+    return OpenClipPerceptor(f"{model}:{tag}", clip, open_clip.get_tokenizer(model), mean, std).to(device)
+
+
+def _register_config(path: str) -> str:
+    import open_clip
+
+    config = Path(path)
+    if not config.is_file():
+        raise PixgenError(f"CLIP model config {path} does not exist; give the path of an open_clip model .json")
+    open_clip.add_model_config(config)
+    return config.stem
+
+
+def _weights_file(model: str, tag: str) -> str:
+    """A local file with the weights: the tag itself if it is a path, else open_clip's cache (downloading)."""
+    import open_clip
+    from open_clip import pretrained
+
+    if os.sep in tag or Path(tag).suffix or Path(tag).exists():
+        if not Path(tag).is_file():
+            raise PixgenError(f"CLIP weights file {tag} does not exist; check the path in --clip {model}:{tag}")
+        return tag
+    cfg = open_clip.get_pretrained_cfg(model, tag)
+    if not cfg:
+        tags = open_clip.list_pretrained_tags_by_model(model)
+        raise PixgenError(f"unknown pretrained tag {tag!r} for {model}; choose one of: {', '.join(tags)}, "
+                          "'random', or give a path to a weights file")
+    cache = cache_dir() / "open_clip"
+    cached = _cached_file(cfg, cache)
+    if cached:
+        return cached
+    if offline() or not _reachable("huggingface.co"):
+        raise ModelUnavailableError(_unavailable_message(model, tag, cfg, cache))
+    try:
+        return pretrained.download_pretrained(cfg, cache_dir=str(cache))
+    except Exception as exc:  # noqa: BLE001 - any download failure becomes one clear message
+        raise ModelUnavailableError(f"{_unavailable_message(model, tag, cfg, cache)} ({exc})") from exc
+
+
+def _cached_file(cfg: dict, cache: Path) -> str | None:
+    hub = cfg.get("hf_hub", "")
+    if hub:
+        from huggingface_hub import try_to_load_from_cache
+
+        repo, filename = os.path.split(hub)
+        for name in [filename] if filename else ["open_clip_model.safetensors", "open_clip_pytorch_model.bin"]:
+            found = try_to_load_from_cache(repo, name, cache_dir=str(cache))
+            if isinstance(found, str):
+                return found
+    url = cfg.get("url", "")
+    if url and (cache / os.path.basename(url)).is_file():
+        return str(cache / os.path.basename(url))
+    return None
+
+
+def _reachable(host: str, timeout: float = 3.0) -> bool:
+    try:
+        socket.create_connection((host, 443), timeout=timeout).close()
+    except OSError:
+        return False
+    return True
+
+
+def _unavailable_message(model: str, tag: str, cfg: dict, cache: Path) -> str:
+    source = cfg.get("url") or f"https://huggingface.co/{cfg.get('hf_hub', '')}"
+    return (f"CLIP model {model}:{tag} is not in the cache ({cache}) and cannot be downloaded now"
+            f"{' (PIXGEN_OFFLINE is set)' if offline() else ' (no network)'}. Run once with internet access, "
+            f"or download the weights from {source} and pass --clip {model}:/path/to/weights, "
+            "or use the offline model: --clip shapes")
