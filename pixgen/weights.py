@@ -1,0 +1,369 @@
+"""The model store: a cache dir, atomic resumable downloads with a progress bar, sha256 checks, offline mode.
+
+Layout: ``cache_dir()/<WeightFile.filename>``, a ``<file>.sha256.json`` record beside each downloaded file
+(sha256, size, mtime), partial downloads as ``<file>.<urlhash>.part`` (resumed with HTTP Range requests) and
+lock files under ``cache_dir()/.locks``. A file whose size or mtime differs from its record is re-hashed
+before use; ``verify`` re-hashes everything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import importlib.resources
+import json
+import os
+import sys
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from pixgen.errors import ModelUnavailableError, PixgenError
+from pixgen.model_table import ModelEntry, WeightFile, known_models
+
+_CHUNK = 1 << 20
+_TRUE = {"1", "true", "yes", "on"}
+_LOCAL_FLAGS = {"vqgan": "--vqgan-config FILE.yaml --vqgan-checkpoint FILE.ckpt"}
+
+
+class DownloadError(Exception):
+    """One mirror failed; ``partial`` says whether the ``.part`` file is worth resuming."""
+
+    def __init__(self, message: str, partial: bool = False) -> None:
+        super().__init__(message)
+        self.partial = partial
+
+
+def cache_dir() -> Path:
+    """``$PIXGEN_CACHE``, else ``$XDG_CACHE_HOME/pixgen``, else ``~/.cache/pixgen``."""
+    if os.environ.get("PIXGEN_CACHE"):
+        return Path(os.environ["PIXGEN_CACHE"]).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "pixgen"
+
+
+def offline() -> bool:
+    """True when ``PIXGEN_OFFLINE`` is set to 1/true/yes/on: the store never touches the network."""
+    return os.environ.get("PIXGEN_OFFLINE", "").strip().lower() in _TRUE
+
+
+def get_entry(name: str) -> ModelEntry:
+    """The table entry for ``name``; unknown names raise an error listing the known ones."""
+    table = known_models()
+    if name not in table:
+        raise PixgenError(f"unknown model {name!r}; known models: {', '.join(table)} "
+                          "(see `pixgen models list`)")
+    return table[name]
+
+
+def file_path(entry: ModelEntry, role: str) -> Path:
+    """Where the file for ``role`` lives: in the cache, or inside the package for packaged models."""
+    wf = entry.files[role]
+    if entry.packaged:
+        return Path(str(importlib.resources.files("pixgen") / "assets" / wf.filename))
+    return cache_dir() / wf.filename
+
+
+def is_cached(entry: ModelEntry) -> bool:
+    """True when every file of ``entry`` is present (not checked)."""
+    return all(file_path(entry, role).is_file() for role in entry.files)
+
+
+def ensure_model(name: str, *, progress: bool = True) -> dict[str, Path]:
+    """The local files of the named model, downloaded first if needed; see ``ensure_files``."""
+    return ensure_files(get_entry(name), progress=progress)
+
+
+def ensure_files(entry: ModelEntry, *, progress: bool = True) -> dict[str, Path]:
+    """Role -> checked local path; downloads what is missing unless offline (``ModelUnavailableError``)."""
+    if entry.packaged:
+        return _packaged_files(entry)
+    paths = {}
+    for role, wf in entry.files.items():
+        path = file_path(entry, role)
+        if path.is_file():
+            check_file(wf, path, model=entry.name)
+        elif offline():
+            raise ModelUnavailableError(_missing_message(entry, "PIXGEN_OFFLINE is set"))
+        else:
+            try:
+                download_file(wf, path, progress=progress)
+            except DownloadError as exc:
+                raise ModelUnavailableError(_missing_message(entry, f"download failed: {exc}")) from exc
+        paths[role] = path
+    return paths
+
+
+def _packaged_files(entry: ModelEntry) -> dict[str, Path]:
+    paths = {role: file_path(entry, role) for role in entry.files}
+    absent = [str(p) for p in paths.values() if not p.is_file()]
+    if absent:
+        raise ModelUnavailableError(
+            f"the model {entry.name!r} should ship inside pixgen, but {', '.join(absent)} is missing from this "
+            "installation; reinstall pixgen, or pass your own files with "
+            f"{_LOCAL_FLAGS.get(entry.kind, 'the local-file options')}")
+    return paths
+
+
+def _missing_message(entry: ModelEntry, reason: str) -> str:
+    files = [file_path(entry, role) for role in entry.files]
+    folder = files[0].parent
+    text = (f"{entry.kind} model {entry.name!r} is not available ({reason}). Place "
+            f"{' and '.join(p.name for p in files)} in {folder}, or run `pixgen models download {entry.name}` "
+            "when online")
+    if entry.kind in _LOCAL_FLAGS:
+        text += f", or use your own files with {_LOCAL_FLAGS[entry.kind]}"
+    return text
+
+
+# -- checksums ---------------------------------------------------------------------------------------------
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _record_path(path: Path) -> Path:
+    return path.with_name(path.name + ".sha256.json")
+
+
+def read_record(path: Path) -> dict | None:
+    """The sha256 record written beside ``path`` on download or first use, or None."""
+    try:
+        return json.loads(_record_path(path).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _write_record(path: Path, digest: str, source: str) -> None:
+    st = path.stat()
+    record = {"sha256": digest, "size": st.st_size, "mtime_ns": st.st_mtime_ns, "source": source}
+    tmp = _record_path(path).with_suffix(".tmp")
+    tmp.write_text(json.dumps(record, indent=1))
+    os.replace(tmp, _record_path(path))
+
+
+def check_file(wf: WeightFile, path: Path, *, model: str, force: bool = False) -> str:
+    """Check ``path`` against the known or recorded sha256 (re-hashing only if it changed since its record,
+    or ``force``); records the digest on first use. Returns the digest; a mismatch raises ``PixgenError``."""
+    record = read_record(path)
+    st = path.stat()
+    unchanged = record and record.get("size") == st.st_size and record.get("mtime_ns") == st.st_mtime_ns
+    if unchanged and not force and (wf.sha256 is None or record.get("sha256") == wf.sha256):
+        return record["sha256"]
+    digest = sha256_file(path)
+    expected = wf.sha256 or (record or {}).get("sha256")
+    if expected and digest != expected:
+        raise PixgenError(
+            f"{path} is corrupt or not the expected file (sha256 {digest[:16]}..., expected {expected[:16]}...); "
+            f"delete it and run `pixgen models download {model}`, or put the right file there")
+    _write_record(path, digest, (record or {}).get("source", "placed by hand"))
+    return digest
+
+
+# -- downloads ---------------------------------------------------------------------------------------------
+def download_file(wf: WeightFile, dest: Path, *, progress: bool = True, timeout: float = 30.0,
+                  attempts: int = 3) -> Path:
+    """Download ``wf`` to ``dest`` atomically, trying each mirror with up to ``attempts`` resumed transfers;
+    verifies magic bytes and sha256 (known, else recorded). Raises ``DownloadError`` listing each mirror."""
+    from filelock import FileLock
+
+    if offline():
+        raise DownloadError(f"PIXGEN_OFFLINE is set; not downloading {dest.name}")
+    if not wf.urls:
+        raise DownloadError(f"no download address is known for {dest.name}")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    locks = cache_dir() / ".locks"
+    locks.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(locks / f"{dest.name}.lock")):
+        if dest.is_file():  # another process finished it while we waited
+            return dest
+        failures = [f"{url}: {exc}" for url, exc in _try_mirrors(wf, dest, progress, timeout, attempts)]
+        if dest.is_file():
+            return dest
+    raise DownloadError("; ".join(failures))
+
+
+def _try_mirrors(wf: WeightFile, dest: Path, progress: bool, timeout: float, attempts: int):
+    for url in wf.urls:
+        part = dest.with_name(f"{dest.name}.{hashlib.sha1(url.encode()).hexdigest()[:10]}.part")
+        try:
+            _fetch(url, part, progress, timeout, attempts)
+            digest = _check_download(wf, part)
+        except DownloadError as exc:
+            if not exc.partial:
+                part.unlink(missing_ok=True)
+            yield url, exc
+            continue
+        os.replace(part, dest)
+        _write_record(dest, digest, url)
+        for stale in dest.parent.glob(f"{dest.name}.*.part"):
+            stale.unlink(missing_ok=True)
+        return
+
+
+def _check_download(wf: WeightFile, part: Path) -> str:
+    with open(part, "rb") as f:
+        head = f.read(8)
+    if wf.magic and not any(head.startswith(m) for m in wf.magic):
+        raise DownloadError(f"the contents are not a checkpoint (starts with {head!r})")
+    digest = sha256_file(part)
+    if wf.sha256 and digest != wf.sha256:
+        raise DownloadError(f"sha256 mismatch: got {digest}, expected {wf.sha256}")
+    return digest
+
+
+def _fetch(url: str, part: Path, progress: bool, timeout: float, attempts: int) -> None:
+    for attempt in range(attempts):
+        try:
+            _fetch_once(url, part, progress, timeout)
+            return
+        except DownloadError as exc:
+            if not exc.partial or attempt == attempts - 1:
+                raise
+
+
+def _fetch_once(url: str, part: Path, progress: bool, timeout: float) -> None:
+    start = part.stat().st_size if part.exists() else 0
+    headers = {"User-Agent": "pixgen", **({"Range": f"bytes={start}-"} if start else {})}
+    try:
+        resp = urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout)
+    except urllib.error.HTTPError as exc:
+        if exc.code == 416:  # our partial file is no prefix of theirs: start again
+            part.unlink(missing_ok=True)
+            raise DownloadError("the server rejected the resume request", partial=True) from exc
+        raise DownloadError(f"HTTP {exc.code} {exc.reason}") from exc
+    except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
+        raise DownloadError(f"cannot connect ({getattr(exc, 'reason', exc)})") from exc
+    with resp:
+        if resp.headers.get_content_type() == "text/html":
+            raise DownloadError("the server sent a web page instead of the file (the link may have expired)")
+        if start and not (resp.status == 206 and
+                          resp.headers.get("Content-Range", "").startswith(f"bytes {start}-")):
+            start = 0  # no resume support: take the whole file
+        length = resp.headers.get("Content-Length")
+        total = start + int(length) if length and length.isdigit() else None
+        _copy(resp, part, start, total, progress)
+
+
+def _copy(resp, part: Path, start: int, total: int | None, progress: bool) -> None:
+    from tqdm.auto import tqdm
+
+    done = start
+    with open(part, "ab" if start else "wb") as out, tqdm(
+        total=total, initial=start, unit="B", unit_scale=True, unit_divisor=1024, desc=part.name.split(".")[0],
+        disable=not progress, file=sys.stderr, leave=True,
+    ) as bar:
+        try:
+            while chunk := resp.read(_CHUNK):
+                out.write(chunk)
+                done += len(chunk)
+                bar.update(len(chunk))
+        except (OSError, http.client.HTTPException) as exc:
+            raise DownloadError(f"transfer interrupted after {done} bytes ({exc})", partial=True) from exc
+    if total is not None and done != total:
+        raise DownloadError(f"transfer interrupted after {done} of {total} bytes", partial=True)
+
+
+# -- verification ------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class FileStatus:
+    """What ``verify`` found for one file: ``ok``, ``recorded`` (first hash stored), ``missing`` or ``bad``."""
+
+    model: str
+    path: Path
+    state: str
+    detail: str = ""
+
+
+def verify(entries: list[ModelEntry] | None = None) -> list[FileStatus]:
+    """Re-hash every cached file of ``entries`` (default: all known) against its known or recorded sha256."""
+    out = []
+    for entry in entries if entries is not None else list(known_models().values()):
+        for role, wf in entry.files.items():
+            path = file_path(entry, role)
+            if not path.is_file():
+                out.append(FileStatus(entry.name, path, "missing"))
+            elif entry.packaged:
+                out.append(FileStatus(entry.name, path, "ok", "packaged"))
+            else:
+                out.append(_verify_one(entry, wf, path))
+    return out
+
+
+def _verify_one(entry: ModelEntry, wf: WeightFile, path: Path) -> FileStatus:
+    had_record = read_record(path) is not None or wf.sha256 is not None
+    try:
+        digest = check_file(wf, path, model=entry.name, force=True)
+    except PixgenError as exc:
+        return FileStatus(entry.name, path, "bad", str(exc))
+    return FileStatus(entry.name, path, "ok" if had_record else "recorded", digest)
+
+
+# -- safe checkpoint loading -------------------------------------------------------------------------------
+# Non-tensor objects that Lightning checkpoints carry (callback classes used as dict keys, hyper-parameters,
+# numpy scalars): they are replaced by inert stand-ins, never constructed. Anything else is refused.
+_STAND_IN_PREFIXES = ("pytorch_lightning.", "lightning.", "lightning_fabric.", "numpy.", "omegaconf.")
+_DICT_LIKE = ("pytorch_lightning.utilities.parsing.AttributeDict", "lightning_fabric.utilities.data.AttributeDict",
+              "lightning.fabric.utilities.data.AttributeDict")
+_LEGACY_NAMES = ("pytorch_lightning.callbacks.model_checkpoint.ModelCheckpoint", "numpy.core.multiarray.scalar",
+                 "numpy._core.multiarray.scalar", "numpy.dtype", *_DICT_LIKE)
+
+
+class StandIn:
+    """Takes the place of a skipped non-tensor object while unpickling; it stores and runs nothing."""
+
+    def __new__(cls, *args: object, **kwargs: object) -> StandIn:
+        return object.__new__(cls)
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        pass
+
+    def __setstate__(self, state: object) -> None:
+        pass
+
+
+def load_checkpoint_state(path: Path) -> dict:
+    """The tensors of a checkpoint's ``state_dict`` (or of a bare state dict), read with
+    ``torch.load(weights_only=True)``; truncated, corrupt or code-carrying files raise ``PixgenError``."""
+    import torch
+
+    corrupt = (f"cannot read checkpoint {path}: the file is truncated or corrupt ({{}}); delete it and download "
+               "it again, or point --vqgan-checkpoint at a good copy")
+    try:
+        names, is_zip = torch.serialization.get_unsafe_globals_in_checkpoint(str(path)), True
+    except ValueError:  # not a zip archive: legacy format, or not a checkpoint at all
+        names, is_zip = list(_LEGACY_NAMES), False
+    except Exception as exc:  # noqa: BLE001 - torch raises several types for a damaged archive
+        raise PixgenError(corrupt.format(_short(exc))) from exc
+    refused = sorted(n for n in names if not n.startswith(_STAND_IN_PREFIXES))
+    if refused:
+        raise PixgenError(_refusal(path, refused))
+    allowed = [(dict if n in _DICT_LIKE else StandIn, n) for n in names]
+    try:
+        with torch.serialization.safe_globals(allowed):
+            ckpt = torch.load(str(path), map_location="cpu", weights_only=True, mmap=is_zip)
+    except Exception as exc:  # noqa: BLE001
+        if "Unsupported global" in str(exc):
+            raise PixgenError(_refusal(path, [str(exc).split("GLOBAL ")[-1].split(" ")[0]])) from exc
+        raise PixgenError(corrupt.format(_short(exc))) from exc
+    state = ckpt.get("state_dict", ckpt) if isinstance(ckpt, dict) else None
+    tensors = {k: v for k, v in state.items() if isinstance(v, torch.Tensor)} if isinstance(state, dict) else {}
+    if not tensors:
+        raise PixgenError(f"checkpoint {path} holds no state_dict of tensors; is it a model checkpoint?")
+    return tensors
+
+
+def _refusal(path: Path, names: list[str]) -> str:
+    return (f"checkpoint {path} contains objects pixgen will not unpickle ({', '.join(names[:5])}): loading "
+            "them could run code. If you trust the file, re-save its weights only: torch.save({'state_dict': "
+            "torch.load(PATH, weights_only=False)['state_dict']}, 'clean.ckpt')")
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0][:200]}" if text else type(exc).__name__
