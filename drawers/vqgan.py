@@ -1,0 +1,122 @@
+"""VQGAN drawer: the parameters are a continuous latent ``z``; each render snaps it to the codebook with a
+straight-through estimator and decodes it (pixray / VQGAN+CLIP).
+
+The frozen VQGAN is not a submodule: it comes from ``pixgen.taming_loader.load_vqgan`` (one copy per process
+and device), so checkpoints of this drawer hold only ``z``.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from pixgen.drawers.base import Drawer
+from pixgen.errors import PixgenError
+from pixgen.taming_loader import VqganModel, load_vqgan, read_config
+
+log = logging.getLogger("pixgen")
+
+
+class _ClampWithGrad(torch.autograd.Function):
+    """Clamp whose gradient still flows where it pushes a clamped value back into range."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, lo: float, hi: float) -> torch.Tensor:
+        ctx.lo, ctx.hi = lo, hi
+        ctx.save_for_backward(x)
+        return x.clamp(lo, hi)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
+        (x,) = ctx.saved_tensors
+        return grad * (grad * (x - x.clamp(ctx.lo, ctx.hi)) >= 0), None, None
+
+
+def clamp_with_grad(x: torch.Tensor, lo: float, hi: float) -> torch.Tensor:
+    """``x.clamp(lo, hi)`` that lets gradients pull out-of-range values back in (pixray's ``clamp_with_grad``)."""
+    return _ClampWithGrad.apply(x, lo, hi)
+
+
+def vqgan_files(model: str, vqgan_config: str | None, vqgan_checkpoint: str | None) -> tuple[Path, Path]:
+    """(config, checkpoint) paths: the local pair if given, else the named model from the store (downloaded
+    now if needed; ``ModelUnavailableError`` when it cannot be)."""
+    from pixgen.weights import ensure_model, get_entry
+
+    if (vqgan_config is None) != (vqgan_checkpoint is None):
+        raise PixgenError("give both --vqgan-config and --vqgan-checkpoint (a taming model.yaml and its .ckpt), "
+                          "or neither to use a named --drawer vqgan:MODEL")
+    if vqgan_config is not None and vqgan_checkpoint is not None:
+        return Path(vqgan_config).expanduser(), Path(vqgan_checkpoint).expanduser()
+    if get_entry(model).kind != "vqgan":
+        raise PixgenError(f"{model!r} is not a VQGAN model; see `pixgen models list` for the VQGAN models")
+    files = ensure_model(model)
+    return files["config"], files["checkpoint"]
+
+
+class VqganDrawer(Drawer):
+    """A taming VQGAN latent, quantised and decoded on every render. Sizes are trimmed to its factor."""
+
+    name = "vqgan"
+    spec_args = ("model",)
+    default_lr = 0.2
+    extra_init_noise = ("tokens",)
+
+    def __init__(self, width: int, height: int, *, model: str = "imagenet_f16_16384",
+                 vqgan_config: str | None = None, vqgan_checkpoint: str | None = None) -> None:
+        super().__init__(width, height, model=model, vqgan_config=vqgan_config, vqgan_checkpoint=vqgan_checkpoint)
+        self._config_path, self._checkpoint_path = vqgan_files(model, vqgan_config, vqgan_checkpoint)
+        config = read_config(self._config_path)
+        factor = config.factor
+        if width < factor or height < factor:
+            raise PixgenError(f"size {width}x{height} is smaller than the VQGAN's downsampling factor {factor}; "
+                              f"use at least {factor}x{factor}")
+        self.width, self.height = width // factor * factor, height // factor * factor
+        if (self.width, self.height) != (width, height):
+            log.info("VQGAN: size %dx%d trimmed to %dx%d (a multiple of %d)", width, height, self.width,
+                     self.height, factor)
+        self.vqgan()  # load (or fetch from the process cache) now: a bad checkpoint fails here
+        self.z = nn.Parameter(torch.zeros(1, config.embed_dim, self.height // factor, self.width // factor))
+
+    def vqgan(self) -> VqganModel:
+        """The frozen model on the device of ``z`` (shared with every other drawer using the same files)."""
+        device = self.z.device if hasattr(self, "z") else torch.device("cpu")
+        return load_vqgan(self._config_path, self._checkpoint_path, device)
+
+    def render(self) -> torch.Tensor:
+        """Quantise ``z`` (straight-through), decode, map [-1, 1] to [0, 1]: (1, 3, H, W)."""
+        model = self.vqgan()
+        out = model.decode(model.quantize(self.z))  # (1, 3, H, W) in about [-1, 1]
+        return clamp_with_grad(out.add(1).div(2), 0.0, 1.0)
+
+    @torch.no_grad()
+    def init_from_image(self, img: torch.Tensor) -> None:
+        """``z`` = the encoder's latent of ``img`` (1, 3, H, W) in [0, 1] (resized if its size differs)."""
+        img = img.to(self.z.device, torch.float32)
+        if img.shape[-2:] != (self.height, self.width):
+            img = F.interpolate(img, size=(self.height, self.width), mode="bilinear", antialias=True,
+                                align_corners=False)
+        self.z.copy_(self.vqgan().encode(img * 2 - 1))
+        self.project_()
+
+    @torch.no_grad()
+    def init_from_noise(self, kind: str, generator: torch.Generator) -> None:
+        """``tokens``: random codebook entries (the VQGAN+CLIP notebooks' start); other kinds encode a noise
+        image, as pixray does."""
+        if kind != "tokens":
+            super().init_from_noise(kind, generator)
+            return
+        model = self.vqgan()
+        _, _, h, w = self.z.shape
+        tokens = torch.randint(model.codebook.shape[0], (1, h, w), generator=generator)  # (1, h, w)
+        self.z.copy_(model.tokens_to_latent(tokens.to(self.z.device)))
+
+    @torch.no_grad()
+    def project_(self) -> None:
+        """Clamp ``z`` per channel to the codebook's range."""
+        book = self.vqgan().codebook  # (K, D)
+        lo, hi = book.amin(0).view(1, -1, 1, 1), book.amax(0).view(1, -1, 1, 1)
+        self.z.copy_(torch.maximum(torch.minimum(self.z, hi), lo))
