@@ -97,12 +97,17 @@ def list_cmd(what: str | None) -> None:
         click.echo(describe(what))
 
 
+class _EchoHandler(logging.Handler):
+    """Log records as plain lines on the current stderr (through click, so test runners capture them)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        click.echo(self.format(record), err=True)
+
+
 def _setup_logging() -> None:
     logger = logging.getLogger("pixgen")
-    if not logger.handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(message)s"))
-        logger.addHandler(handler)
+    if not any(isinstance(h, _EchoHandler) for h in logger.handlers):
+        logger.addHandler(_EchoHandler())
         logger.setLevel(logging.INFO)
 
 

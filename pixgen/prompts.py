@@ -33,13 +33,18 @@ class Prompt:
 
 def parse_prompt(text: str) -> Prompt:
     """Parse one ``text[:weight[:stop]]`` prompt."""
+    fields = text.split(":")
     body, numbers = text, []
-    while len(numbers) < 2:
-        head, sep, tail = body.rpartition(":")
-        if not sep or not _NUMBER.match(tail) or not head.strip() or head[-1].isdigit():
+    for count in (2, 1):
+        rest = ":".join(fields[:-count])
+        tail = fields[len(fields) - count:]
+        if len(fields) <= count or not all(map(_NUMBER.match, tail)):
+            continue
+        if not rest.strip():
+            raise PixgenError(f"empty prompt text in {text!r}; write 'some text[:weight[:stop]]'")
+        if not rest[-1].isdigit():
+            body, numbers = rest, [float(v) for v in tail]
             break
-        numbers.insert(0, float(tail))
-        body = head
     body = body.strip()
     if not body:
         raise PixgenError(f"empty prompt text in {text!r}; write 'some text[:weight[:stop]]'")

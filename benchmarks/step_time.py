@@ -1,0 +1,79 @@
+"""Seconds per optimization step and peak memory of a full pixgen step (render, cutouts, CLIP, backward).
+
+    python benchmarks/step_time.py                       # the standard table on this machine
+    python benchmarks/step_time.py --drawer pixel --size 512x512 --cutn 64 --device cuda
+
+CLIP weights are random (``ViT-B-32:random``): the cost of a step does not depend on the weights. Run one
+configuration per process (peak memory is per process); the default table spawns one subprocess per row.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+
+STANDARD = [
+    ["--drawer", "pixel", "--size", "256x256"],
+]
+
+
+def measure(args: argparse.Namespace) -> dict:
+    """Build a Run, warm up, then time ``args.steps`` steps; returns the figures."""
+    import torch
+
+    from pixgen.config import RunConfig
+    from pixgen.engine import Run
+
+    options = json.loads(args.options)
+    config = RunConfig.from_dict({"prompt": "a watercolor of a lighthouse at dawn", "drawer": args.drawer,
+                                  "clip": [args.clip], "size": args.size, "cutn": args.cutn, "seed": 0,
+                                  "iterations": args.warmup + args.steps, "device": args.device, **options})
+    run = Run(config)
+    for _ in range(args.warmup):
+        run.step()
+    cuda = run.device.type == "cuda"
+    if cuda:
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    start = time.perf_counter()
+    for _ in range(args.steps):
+        run.step()
+    if cuda:
+        torch.cuda.synchronize()
+    seconds = (time.perf_counter() - start) / args.steps
+    peak = torch.cuda.max_memory_allocated() if cuda else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    return {"drawer": args.drawer, "size": f"{run.size[0]}x{run.size[1]}", "cutn": args.cutn, "clip": args.clip,
+            "device": str(run.device), "threads": torch.get_num_threads(), "s_per_it": round(seconds, 4),
+            "peak_mib": round(peak / 2**20, 1), "peak_kind": "cuda allocated" if cuda else "process max RSS"}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--drawer")
+    parser.add_argument("--size", default="256x256")
+    parser.add_argument("--cutn", type=int, default=32)
+    parser.add_argument("--clip", default="ViT-B-32:random")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--options", default="{}", help="JSON dict of drawer options, e.g. '{\"strokes\": 256}'")
+    args = parser.parse_args()
+    if args.drawer:
+        print(json.dumps(measure(args)))
+        return
+    print(f"{'drawer':<28} {'size':>9} {'cutn':>5} {'device':>7} {'s/it':>8} {'peak MiB':>9}  peak kind")
+    for row in STANDARD:
+        extra = ["--cutn", str(args.cutn), "--clip", args.clip, "--device", args.device, "--steps", str(args.steps)]
+        out = subprocess.run([sys.executable, __file__, *row, *extra], capture_output=True, text=True, check=True)
+        r = json.loads(out.stdout.strip().splitlines()[-1])
+        name = r["drawer"] + (" " + row[row.index("--options") + 1] if "--options" in row else "")
+        print(f"{name:<28} {r['size']:>9} {r['cutn']:>5} {r['device']:>7} {r['s_per_it']:>8.3f} "
+              f"{r['peak_mib']:>9.0f}  {r['peak_kind']}")
+
+
+if __name__ == "__main__":
+    main()

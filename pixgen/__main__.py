@@ -1,0 +1,5 @@
+"""``python -m pixgen`` runs the CLI."""
+
+from pixgen.cli import main
+
+main()
