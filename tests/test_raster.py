@@ -15,6 +15,15 @@ from pixgen.raster import Paths, rasterize
 from pixgen.svg import paths_to_svg
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Many small tensor ops: one intra-op thread is faster, and much faster on a shared, busy CPU."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @dataclass
 class Scene:
     """Test paths whose segments share end points through ``index`` into ``points``, as in the drawers."""

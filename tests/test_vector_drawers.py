@@ -1,0 +1,151 @@
+"""The vector (CLIPDraw) and line_sketch drawers: parameter groups, clamps, init, SVG export, optimization."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+import torch
+
+from pixgen.drawers.line_sketch import PAPER, LineSketchDrawer
+from pixgen.drawers.vector import StrokeDrawer, VectorDrawer
+from pixgen.errors import PixgenError
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Many small tensor ops: one intra-op thread is faster, and much faster on a shared, busy CPU."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+W, H = 64, 48
+
+
+def make(cls: type[StrokeDrawer], width: int = W, height: int = H, seed: int = 0, **options) -> StrokeDrawer:
+    drawer = cls(width, height, **options)
+    drawer.init_from_noise("pixels", torch.Generator().manual_seed(seed))
+    return drawer
+
+
+DRAWERS = [
+    pytest.param(VectorDrawer, {"strokes": 40}, {"points", "widths", "colors"}, id="vector"),
+    pytest.param(LineSketchDrawer, {"allow_paper_color": True}, {"points", "widths", "paper"}, id="line_sketch"),
+]
+
+
+@pytest.mark.parametrize(("cls", "options", "groups"), DRAWERS)
+def test_gradients_reach_every_group_with_its_own_learning_rate(cls, options, groups) -> None:
+    drawer = make(cls, **options)
+    lrs = {g["name"]: g["lr"] for g in drawer.param_groups(drawer.default_lr)}
+    assert set(lrs) == groups and len(set(lrs.values())) == len(lrs)
+    assert lrs["points"] == pytest.approx(1 / 224) and lrs["widths"] == pytest.approx(0.1 / 224)
+    half = {g["name"]: g["lr"] for g in drawer.param_groups(drawer.default_lr / 2)}
+    assert half == pytest.approx({k: v / 2 for k, v in lrs.items()})  # --lr scales every group
+    target = torch.rand(1, 3, H, W, generator=torch.Generator().manual_seed(1))
+    ((drawer.render() - target) ** 2).mean().backward()
+    for group in drawer.param_groups(drawer.default_lr):
+        (param,) = group["params"]
+        assert torch.isfinite(param.grad).all() and param.grad.abs().sum() > 0, group["name"]
+    assert {id(p) for g in drawer.param_groups(1.0) for p in g["params"]} == {id(p) for p in drawer.parameters()}
+
+
+def test_vector_init_follows_pixray_and_project_clamps() -> None:
+    drawer = make(VectorDrawer, width=224, height=224, strokes=200, min_width=1.0, max_width=5.0)
+    assert set(drawer.n_segments.tolist()) == {1, 2, 3} and len(drawer.colors) == 200
+    assert torch.allclose(drawer.widths, torch.tensor(0.015))  # (min + max) / 4 percent of the height
+    with torch.no_grad():
+        drawer.widths.add_(torch.linspace(-1, 1, 200))
+        drawer.colors.add_(5.0)
+        drawer.points.mul_(3)
+    drawer.project_()
+    assert drawer.widths.min().item() == pytest.approx(0.01) and drawer.widths.max().item() == pytest.approx(0.05)
+    assert drawer.colors.max() == 1.0 and -0.1 <= drawer.points.min() and drawer.points.max() <= 1.1
+
+
+def test_line_sketch_is_black_strokes_on_paper() -> None:
+    drawer = make(LineSketchDrawer)
+    assert len(drawer.n_segments) == 24 and set(drawer.n_segments.tolist()) == {8}
+    assert "paper" not in dict(drawer.named_parameters())  # fixed unless allow_paper_color
+    img = drawer.render()[0]
+    assert torch.allclose(img[:, 0, 0], torch.tensor(PAPER))
+    assert img.amin(dim=(1, 2)).max() < 0.2  # some pixel is (nearly) black
+
+
+def test_parameters_are_resolution_independent() -> None:
+    small = make(VectorDrawer, width=128, height=96, strokes=30)
+    large = make(VectorDrawer, width=256, height=192, strokes=30)
+    assert torch.equal(small.points, large.points) and torch.equal(small.widths, large.widths)
+    shrunk = torch.nn.functional.avg_pool2d(large.render(), 2)
+    assert (shrunk - small.render()).abs().mean() < 0.02
+
+
+@pytest.mark.parametrize("cls", [VectorDrawer, LineSketchDrawer])
+def test_init_from_image_is_reproducible_and_uses_its_colours(cls) -> None:
+    img = torch.zeros(1, 3, H, W)
+    img[:, 0] = 0.8  # dark red
+    first, second = cls(W, H, strokes=30), cls(W, H, strokes=30)
+    first.init_from_image(img)
+    second.init_from_image(img)
+    assert torch.equal(first.points, second.points)
+    assert torch.allclose(first.background(), torch.tensor([0.8, 0.0, 0.0]))
+    if cls is VectorDrawer:
+        assert torch.allclose(first.colors, torch.tensor([0.8, 0.0, 0.0, 1.0]).expand(30, 4))
+
+
+# resvg draws strokes of 1 px and less as hairlines, lighter than their area: line_sketch gets room for its ink
+@pytest.mark.parametrize(("cls", "size", "options"), [(VectorDrawer, (96, 72), {"strokes": 60}),
+                                                      (LineSketchDrawer, (256, 192), {})])
+def test_svg_export_matches_the_render(cls, size, options) -> None:
+    resvg_py = pytest.importorskip("resvg_py")
+    from PIL import Image
+
+    drawer = make(cls, *size, **options)
+    svg = drawer.extra_outputs()["output.svg"]
+    assert svg.startswith("<svg") and svg.count("<path") == len(drawer.n_segments)
+    png = bytes(resvg_py.svg_to_bytes(svg_string=svg))
+    theirs = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"), dtype=np.float32) / 255
+    ours = drawer.render()[0].permute(1, 2, 0).detach().numpy()
+    assert np.abs(ours - theirs).mean() < 0.02
+
+
+@pytest.mark.parametrize(("cls", "options"), [(VectorDrawer, {"strokes": 64}), (LineSketchDrawer, {})])
+def test_loss_falls_on_cpu_against_a_target_image(cls, options) -> None:
+    drawer = make(cls, **options)
+    target = torch.zeros(1, 3, H, W)
+    target[:, :, :, : W // 2] = 1.0  # white left half, black right half
+    optimizer = torch.optim.Adam(drawer.param_groups(drawer.default_lr * 5))
+    losses = []
+    for _ in range(15):
+        optimizer.zero_grad()
+        loss = ((drawer.render() - target) ** 2).mean()
+        loss.backward()
+        optimizer.step()
+        drawer.project_()
+        losses.append(loss.item())
+    assert losses[-1] < 0.9 * losses[0], losses
+
+
+def test_bad_options_and_rendering_before_init_fail_clearly() -> None:
+    with pytest.raises(PixgenError, match="strokes"):
+        VectorDrawer(W, H, strokes=0)
+    with pytest.raises(PixgenError, match="min_width"):
+        LineSketchDrawer(W, H, min_width=3.0, max_width=2.0)
+    with pytest.raises(PixgenError, match="init_from_noise"):
+        VectorDrawer(W, H).render()
+    with pytest.raises(PixgenError, match="init noise"):
+        VectorDrawer(W, H).init_from_noise("plaid", torch.Generator())
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("cls", [VectorDrawer, LineSketchDrawer])
+def test_renders_on_cuda_after_to_device(cls) -> None:
+    drawer = cls(W, H).to("cuda")  # the engine moves the drawer before initializing it
+    drawer.init_from_noise("pixels", torch.Generator().manual_seed(0))
+    img = drawer.render()
+    assert img.device.type == "cuda" and all(p.device.type == "cuda" for p in drawer.parameters())
+    cpu = make(cls)
+    assert (img.cpu() - cpu.render()).abs().max() < 1e-3
