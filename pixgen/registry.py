@@ -82,6 +82,7 @@ class Registry:
 def _builtin_drawers() -> Registry:
     reg = Registry("drawer")
     reg.register("pixel", "pixgen.drawers.pixel:PixelDrawer")
+    reg.register("vqgan", "pixgen.drawers.vqgan:VqganDrawer")
     return reg
 
 

@@ -11,6 +11,16 @@ import torch
 from pixgen.options import resolve_options
 from pixgen.registry import DRAWERS
 
+W, H = 48, 32
+
+
+def _target() -> torch.Tensor:
+    """Left half red, right half blue: the image every drawer must approximate after ``init_from_image``."""
+    target = torch.zeros(1, 3, H, W)
+    target[:, 0, :, : W // 2] = 1.0
+    target[:, 2, :, W // 2:] = 1.0
+    return target
+
 
 def _vqgan(tmp: Path) -> dict[str, Any]:
     from vqgan_fixtures import write_tiny_vqgan
@@ -26,7 +36,9 @@ FACTORIES = {
     "vector": lambda tmp: {"strokes": 12},
     "line_sketch": lambda tmp: {},
 }
-W, H = 48, 32
+# drawers whose image comes from a learned decoder: a random tiny model cannot reproduce an image, so their
+# own tests check init_from_image with a fitted model (tests/test_vqgan.py)
+LEARNED_DECODER = {"vqgan"}
 
 
 def test_every_drawer_has_a_contract_factory() -> None:
@@ -87,9 +99,9 @@ def test_optimizer_steps_and_projection_keep_the_image_valid(make) -> None:
 
 def test_init_from_image_approximates_it(make) -> None:
     drawer = make()
-    target = torch.zeros(1, 3, drawer.height, drawer.width)
-    target[:, 0, :, : drawer.width // 2] = 1.0
-    target[:, 2, :, drawer.width // 2:] = 1.0
+    if drawer.name in LEARNED_DECODER:
+        pytest.skip("a random decoder cannot reproduce images; see the drawer's own fitted-model test")
+    target = _target()[..., : drawer.height, : drawer.width]
     drawer.init_from_image(target)
     from_image = (drawer.render() - target).abs().mean()
     from_noise = (_init(make()).render() - target).abs().mean()
