@@ -34,6 +34,9 @@ _RUN_OPTIONS = [
     click.option("--device", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps."),
     click.option("--init-image", help="Start from this image instead of noise."),
     click.option("--init-noise", help="pixels (fractal), gradient, snow, none; drawers may add kinds."),
+    click.option("--preset", help="A bundle of settings, e.g. shapes (offline built-in models)."),
+    click.option("--quality", help="pixray quality: draft, normal, better, best, supreme."),
+    click.option("--aspect", help="With --quality: widescreen (default), square, portrait."),
 ]
 
 

@@ -41,11 +41,18 @@ class RunConfig:
     device: str = "auto"
     init_image: str | None = None
     init_noise: str = "pixels"
+    preset: str | None = None
+    quality: str | None = None
+    aspect: str | None = None
     drawer_options: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> RunConfig:
-        """Build from a flat dict: unknown keys must be options of the chosen drawer."""
+        """Build from a flat dict (``preset``/``quality`` expanded under the explicit settings); unknown keys
+        must be options of the chosen drawer."""
+        from pixgen.presets import apply_presets
+
+        values = apply_presets({k.replace("-", "_"): v for k, v in values.items()})
         names = {f.name for f in dataclasses.fields(cls)}
         known = {k.replace("-", "_"): v for k, v in values.items() if k.replace("-", "_") in names}
         extra = {k.replace("-", "_"): v for k, v in values.items() if k.replace("-", "_") not in names}

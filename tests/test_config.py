@@ -68,3 +68,17 @@ def test_yaml_errors(tmp_path) -> None:
     bad.write_text("- a list\n")
     with pytest.raises(PixgenError, match="mapping"):
         load_yaml(bad)
+
+
+def test_presets_fill_in_under_explicit_settings() -> None:
+    config = RunConfig.from_dict({"prompt": "x", "quality": "draft", "iterations": 5})
+    assert config.iterations == 5 and config.cutn == 24 and config.size == "192x108"
+    assert config.clip == ["ViT-B-16:openai"]
+    square = RunConfig.from_dict({"prompt": "x", "quality": "best", "aspect": "square"})
+    assert square.size == "576x576" and square.batches == 2
+    shapes = RunConfig.from_dict({"prompt": "x", "preset": "shapes", "size": "64x64"})
+    assert shapes.clip == ["shapes"] and shapes.size == "64x64" and shapes.drawer == "vqgan:shapes"
+    with pytest.raises(PixgenError, match="unknown preset 'nope'; choose one of: shapes"):
+        RunConfig.from_dict({"preset": "nope"})
+    with pytest.raises(PixgenError, match="unknown quality"):
+        RunConfig.from_dict({"quality": "ultra"})

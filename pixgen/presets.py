@@ -1,0 +1,49 @@
+"""Named bundles of settings. Explicit settings always win over a preset; a preset wins over the defaults.
+
+``quality`` follows pixray (REFERENCE.md §1.8): CLIP models, iterations, size scale, cutouts and batches.
+``preset`` names a bundle for a purpose (``shapes``: the built-in offline models).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pixgen.errors import PixgenError
+
+_B32, _B16 = "ViT-B-32:openai", "ViT-B-16:openai"
+QUALITY: dict[str, dict[str, Any]] = {
+    "draft": {"clip": [_B16], "iterations": 200, "scale": 1, "cutn": 24, "batches": 1},
+    "normal": {"clip": [_B32, _B16], "iterations": 250, "scale": 2, "cutn": 30, "batches": 1},
+    "better": {"clip": ["RN50:openai", _B32, _B16], "iterations": 300, "scale": 3, "cutn": 36, "batches": 1},
+    "best": {"clip": ["RN50x4:openai", _B32, _B16], "iterations": 350, "scale": 4, "cutn": 12, "batches": 2},
+    "supreme": {"clip": ["RN50x4:openai", "RN101:openai", _B32, _B16], "iterations": 400, "scale": 5, "cutn": 8,
+                "batches": 4},
+}
+ASPECT_BASE = {"widescreen": (192, 108), "square": (144, 144), "portrait": (128, 160)}
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "shapes": {"clip": ["shapes"], "drawer": "vqgan:shapes", "size": "128x128", "iterations": 100, "cutn": 16},
+}
+
+
+def apply_presets(values: dict[str, Any]) -> dict[str, Any]:
+    """Expand ``preset`` and ``quality`` (and ``aspect``) into settings, under the ones given explicitly."""
+    values = dict(values)
+    base: dict[str, Any] = {}
+    preset = values.get("preset")
+    if preset is not None:
+        if preset not in PRESETS:
+            raise PixgenError(f"unknown preset {preset!r}; choose one of: {', '.join(sorted(PRESETS))}")
+        base.update(PRESETS[preset])
+    quality = values.get("quality")
+    if quality is not None:
+        if quality not in QUALITY:
+            raise PixgenError(f"unknown quality {quality!r}; choose one of: {', '.join(QUALITY)}")
+        settings = dict(QUALITY[quality])
+        aspect = values.get("aspect") or "widescreen"
+        if aspect not in ASPECT_BASE:
+            raise PixgenError(f"unknown aspect {aspect!r}; choose one of: {', '.join(ASPECT_BASE)}")
+        width, height = ASPECT_BASE[aspect]
+        scale = settings.pop("scale")
+        base.update(settings, size=f"{width * scale}x{height * scale}")
+    return {**base, **values}
