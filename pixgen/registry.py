@@ -83,6 +83,8 @@ def _builtin_drawers() -> Registry:
     reg = Registry("drawer")
     reg.register("pixel", "pixgen.drawers.pixel:PixelDrawer")
     reg.register("vqgan", "pixgen.drawers.vqgan:VqganDrawer")
+    reg.register("vector", "pixgen.drawers.vector:VectorDrawer")
+    reg.register("line_sketch", "pixgen.drawers.line_sketch:LineSketchDrawer")
     return reg
 
 
