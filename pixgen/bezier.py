@@ -114,18 +114,22 @@ class TileDistance(torch.autograd.Function):
         return grad_a, grad_b, None, None, None, None, None
 
 
-def inside_mask(origin: torch.Tensor, path: torch.Tensor, a: torch.Tensor, b: torch.Tensor,
-                edge_path: torch.Tensor, tile: int) -> torch.Tensor:
-    """Nonzero-winding inside test ``(F, T*T)`` bool of the pixel centres of tiles at ``origin`` (F, 2)
-    for closed polygons given as chords ``a``-``b`` (E, 2) of ``edge_path`` (E,); ``path`` (F,) per tile."""
-    n_paths = int(edge_path.max()) + 1 if len(edge_path) else 0
+def polygon_table(a: torch.Tensor, b: torch.Tensor, edge_path: torch.Tensor, n_paths: int) -> torch.Tensor:
+    """Chords ``a``-``b`` (E, 2) of closed paths ``edge_path`` (E,) as a padded table (P, Emax, 4)."""
     order = torch.argsort(edge_path, stable=True)
     counts = torch.bincount(edge_path, minlength=n_paths)  # (P,)
     slot = torch.arange(len(order), device=a.device) - (torch.cumsum(counts, 0) - counts)[edge_path[order]]
-    poly = a.new_zeros(n_paths, int(counts.max()) if n_paths else 0, 4)  # (P, Emax, 4) padded chords
+    poly = a.new_zeros(n_paths, int(counts.max()) if n_paths else 0, 4)  # padding: empty chords at (0, 0)
     poly[edge_path[order], slot] = torch.cat([a[order], b[order]], dim=1)
-    local = tile_pixels(tile, a.device, a.dtype)
-    out = torch.zeros(len(path), tile * tile, dtype=torch.bool, device=a.device)
+    return poly
+
+
+@torch.no_grad()
+def inside_mask(origin: torch.Tensor, path: torch.Tensor, poly: torch.Tensor, tile: int) -> torch.Tensor:
+    """Nonzero-winding inside test ``(F, T*T)`` bool of the pixel centres of the tiles at ``origin`` (F, 2)
+    for the closed polygon ``poly[path]`` of each (see ``polygon_table``)."""
+    local = tile_pixels(tile, poly.device, poly.dtype)
+    out = torch.zeros(len(path), tile * tile, dtype=torch.bool, device=poly.device)
     step = max(1, (1 << 22) // max(1, tile * tile * poly.shape[1]))
     for lo in range(0, len(path), step):
         p = (origin[lo:lo + step].unsqueeze(1) + local).unsqueeze(2)  # (f, T*T, 1, 2)
@@ -136,3 +140,19 @@ def inside_mask(origin: torch.Tensor, path: torch.Tensor, a: torch.Tensor, b: to
         down = (by <= py) & (ay > py) & (cross < 0)
         out[lo:lo + step] = (up.sum(-1) - down.sum(-1)) != 0
     return out
+
+
+def boxes_to_tiles(lo: torch.Tensor, hi: torch.Tensor, tile: int, nx: int,
+                   ny: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Every overlap of boxes ``lo``-``hi`` (N, 2) px with the tile grid, as ``(box, tx, ty)``, (Q,) each."""
+    valid = torch.isfinite(lo).all(1) & torch.isfinite(hi).all(1)
+    valid &= (hi[:, 0] >= 0) & (hi[:, 1] >= 0) & (lo[:, 0] < nx * tile) & (lo[:, 1] < ny * tile)
+    lo_t = (lo.nan_to_num(0.0) / tile).floor().clamp(min=0).long()  # (N, 2)
+    hi_t = (hi.nan_to_num(0.0) / tile).floor().long()
+    hi_t = torch.minimum(hi_t, torch.tensor([nx - 1, ny - 1], device=lo.device))
+    span = (hi_t - lo_t + 1).clamp(min=0)  # (N, 2)
+    count = span[:, 0] * span[:, 1] * valid  # (N,)
+    box = torch.repeat_interleave(torch.arange(len(lo), device=lo.device), count)  # (Q,)
+    k = torch.arange(len(box), device=lo.device) - (torch.cumsum(count, 0) - count)[box]
+    cols = span[box, 0]
+    return box, lo_t[box, 0] + k % cols, lo_t[box, 1] + k // cols

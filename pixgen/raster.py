@@ -23,12 +23,22 @@ output rendered by an independent renderer matches (see tests/test_raster.py).
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
 import torch
+from torch.utils.checkpoint import checkpoint
 
-from pixgen.bezier import TileDistance, flatten, inside_mask, segment_distance, tile_origins
+from pixgen.bezier import (
+    TileDistance,
+    boxes_to_tiles,
+    flatten,
+    inside_mask,
+    polygon_table,
+    segment_distance,
+    tile_origins,
+)
 from pixgen.errors import PixgenError
 
 #: distance given to pixels no chord of the path comes near
@@ -51,32 +61,51 @@ class Paths:
         return len(self.stroke_width)
 
 
+@dataclass
+class Plan:
+    """Which chords meet which tiles, as index tensors only (nothing per pixel): the work of one render."""
+
+    q_edge: torch.Tensor  # (Q,) chord of each (chord, tile) pair, pairs sorted by slot
+    q_slot: torch.Tensor  # (Q,) the (tile, path) slot the pair contributes to
+    slot_tile: torch.Tensor  # (U,) tile of each slot, slots sorted by (tile, path)
+    slot_path: torch.Tensor  # (U,)
+    fill_tile: torch.Tensor  # (F,) tiles in each filled path's bounding box, sorted by (tile, path)
+    fill_path: torch.Tensor  # (F,)
+
+    def between(self, t0: int, t1: int) -> Plan:
+        """The part of the plan for tiles ``t0 <= tile < t1`` (slot numbers made local)."""
+        bounds = torch.tensor([t0, t1], device=self.slot_tile.device)
+        s0, s1 = torch.searchsorted(self.slot_tile, bounds).tolist()
+        p0, p1 = torch.searchsorted(self.q_slot, torch.tensor([s0, s1], device=bounds.device)).tolist()
+        f0, f1 = torch.searchsorted(self.fill_tile, bounds).tolist()
+        return Plan(self.q_edge[p0:p1], self.q_slot[p0:p1] - s0, self.slot_tile[s0:s1], self.slot_path[s0:s1],
+                    self.fill_tile[f0:f1], self.fill_path[f0:f1])
+
+
 def rasterize(paths: Paths, width: int, height: int, background: torch.Tensor, *, tile: int = 8,
-              tolerance: float = 0.2) -> torch.Tensor:
-    """Render ``paths`` over ``background`` ((3,) colour or (1, 3, H, W) image) as a (1, 3, H, W) image."""
+              tolerance: float = 0.2, chunk_pixels: int = 1 << 22) -> torch.Tensor:
+    """Render ``paths`` over ``background`` ((3,) colour or (1, 3, H, W) image) as a (1, 3, H, W) image.
+
+    Tiles are rendered in chunks of about ``chunk_pixels`` (path, pixel) pairs. When there is more than one
+    chunk and gradients are on, each chunk is checkpointed (recomputed in backward), so peak memory is one
+    chunk's work plus the image, however many strokes cover however many pixels.
+    """
     if paths.ctrl.ndim != 3 or paths.ctrl.shape[1:] != (4, 2) or len(paths.seg_path) != len(paths.ctrl):
         raise PixgenError("rasterize: ctrl must be (M, 4, 2) with one seg_path entry per segment; "
                           f"got {tuple(paths.ctrl.shape)} and {tuple(paths.seg_path.shape)}")
-    n_paths, nx, ny = paths.n_paths, math.ceil(width / tile), math.ceil(height / tile)
+    nx, ny = math.ceil(width / tile), math.ceil(height / tile)
     a, b, edge_path = _edges(paths, tolerance)  # (E, 2), (E, 2), (E,)
-    reach = paths.stroke_width.detach()[edge_path] / 2 + 1.0  # (E,)
-    q_edge, q_tile = bin_edges(a.detach(), b.detach(), reach, tile, nx, ny)
-    slot_keys, q_slot = torch.unique(q_tile * n_paths + edge_path[q_edge], return_inverse=True)  # (U,), (Q,)
-    slot_tile, slot_path = slot_keys // n_paths, slot_keys % n_paths
-    origin = tile_origins(slot_tile, nx, tile, a.dtype)  # (U, 2)
-    dist = TileDistance.apply(a, b, q_edge, q_slot, origin, len(slot_keys), tile)  # (U, T*T)
-
-    half = (paths.stroke_width[slot_path] / 2).unsqueeze(1)  # (U, 1)
-    cover = ((dist + half).clamp(max=0.5) - (dist - half).clamp(min=-0.5)).clamp(0, 1)  # (U, T*T)
-    rgba = paths.stroke_rgba[slot_path]  # (U, 4)
-    layers = [(slot_tile, 2 * slot_path + 1, cover * rgba[:, 3:], rgba[:, :3])]
-    if paths.fill_rgba is not None:
-        layers.append(_fill_layer(paths, a, b, edge_path, slot_keys, dist, tile, nx, ny))
-    tiles, order_in_tile, alpha, rgb = (torch.cat(parts) for parts in zip(*layers, strict=True))
-    order = torch.argsort(tiles * (2 * n_paths) + order_in_tile)
-    bg = _background_tiles(background, width, height, tile, nx, ny)  # (nx*ny or 1, T*T, 3)
-    out = composite(tiles[order], alpha[order], rgb[order], bg, nx * ny)  # (nx*ny, T*T, 3)
-    out = out.view(ny, nx, tile, tile, 3).permute(4, 0, 2, 1, 3).reshape(3, ny * tile, nx * tile)
+    plan = make_plan(paths, a.detach(), b.detach(), edge_path, tile, nx, ny)
+    poly = None if paths.fill_rgba is None else polygon_table(a.detach(), b.detach(), edge_path, paths.n_paths)
+    bg = _background_tiles(background, width, height, tile, nx, ny)  # (1 or nx*ny, T*T, 3)
+    chunks = _chunks(plan, nx * ny, max(1, chunk_pixels // (tile * tile)))
+    recompute = torch.is_grad_enabled() and len(chunks) > 1
+    parts = []
+    for t0, t1 in chunks:
+        run = functools.partial(_render_tiles, plan.between(t0, t1), poly, t0, t1 - t0, tile, nx)
+        inputs = (a, b, paths.stroke_width, paths.stroke_rgba, paths.fill_rgba, bg if len(bg) == 1 else bg[t0:t1])
+        parts.append(checkpoint(run, *inputs, use_reentrant=False) if recompute else run(*inputs))
+    out = torch.cat(parts).view(ny, nx, tile, tile, 3).permute(4, 0, 2, 1, 3).reshape(3, ny * tile, nx * tile)
     return out[:, :height, :width].unsqueeze(0)
 
 
@@ -94,6 +123,25 @@ def _edges(paths: Paths, tolerance: float) -> tuple[torch.Tensor, torch.Tensor, 
             torch.cat([edge_path, path_ids]))
 
 
+def make_plan(paths: Paths, a: torch.Tensor, b: torch.Tensor, edge_path: torch.Tensor, tile: int, nx: int,
+              ny: int) -> Plan:
+    """Pair chords with the tiles within half their stroke width + 1 px, and fills with their bounding boxes."""
+    n_paths = paths.n_paths
+    reach = paths.stroke_width.detach()[edge_path] / 2 + 1.0  # (E,)
+    q_edge, q_tile = bin_edges(a, b, reach, tile, nx, ny)
+    slot_keys, q_slot = torch.unique(q_tile * n_paths + edge_path[q_edge], return_inverse=True)  # (U,), (Q,)
+    order = torch.argsort(q_slot)
+    fill_keys = q_tile[:0]
+    if paths.fill_rgba is not None:
+        idx = edge_path.unsqueeze(1).expand(-1, 2)
+        lo = a.new_full((n_paths, 2), math.inf).scatter_reduce(0, idx, torch.minimum(a, b), "amin")  # (P, 2)
+        hi = a.new_full((n_paths, 2), -math.inf).scatter_reduce(0, idx, torch.maximum(a, b), "amax")
+        path, tx, ty = boxes_to_tiles(lo - 1.0, hi + 1.0, tile, nx, ny)  # (F,) each
+        fill_keys = torch.sort((ty * nx + tx) * n_paths + path).values
+    return Plan(q_edge[order], q_slot[order], slot_keys // n_paths, slot_keys % n_paths, fill_keys // n_paths,
+                fill_keys % n_paths)
+
+
 def bin_edges(a: torch.Tensor, b: torch.Tensor, reach: torch.Tensor, tile: int, nx: int,
               ny: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(edge, tile) pairs where chord ``a``-``b`` (E, 2) comes within ``reach`` (E,) px of the tile."""
@@ -104,6 +152,45 @@ def bin_edges(a: torch.Tensor, b: torch.Tensor, reach: torch.Tensor, tile: int, 
     dist, _ = segment_distance(centre, a[edge], b[edge])
     keep = dist <= reach[edge] + tile * math.sqrt(0.5)
     return edge[keep], (ty * nx + tx)[keep]
+
+
+def _chunks(plan: Plan, n_tiles: int, budget: int) -> list[tuple[int, int]]:
+    """Consecutive tile ranges with about ``budget`` layers (slots and fills) each."""
+    work = torch.bincount(plan.slot_tile, minlength=n_tiles) + torch.bincount(plan.fill_tile, minlength=n_tiles)
+    chunk = (torch.cumsum(work + 1, 0) - work - 1) // budget  # (n_tiles,) non-decreasing chunk number
+    ends = torch.cumsum(torch.unique_consecutive(chunk, return_counts=True)[1], 0).tolist()
+    return list(zip([0, *ends[:-1]], ends, strict=True))
+
+
+def _render_tiles(plan: Plan, poly: torch.Tensor | None, t0: int, n_tiles: int, tile: int, nx: int,
+                  a: torch.Tensor, b: torch.Tensor, widths: torch.Tensor, stroke_rgba: torch.Tensor,
+                  fill_rgba: torch.Tensor | None, bg: torch.Tensor) -> torch.Tensor:
+    """Render tiles ``t0 .. t0 + n_tiles`` of the plan: distances, coverage, compositing -> (n, T*T, 3)."""
+    origin = tile_origins(plan.slot_tile, nx, tile, a.dtype)  # (U, 2)
+    dist = TileDistance.apply(a, b, plan.q_edge, plan.q_slot, origin, len(plan.slot_tile), tile)  # (U, T*T)
+    half = (widths[plan.slot_path] / 2).unsqueeze(1)  # (U, 1)
+    cover = ((dist + half).clamp(max=0.5) - (dist - half).clamp(min=-0.5)).clamp(0, 1)  # (U, T*T)
+    rgba = stroke_rgba[plan.slot_path]  # (U, 4)
+    layers = [(plan.slot_tile, 2 * plan.slot_path + 1, cover * rgba[:, 3:], rgba[:, :3])]
+    if fill_rgba is not None:
+        layers.append(_fill_layer(plan, poly, dist, fill_rgba, tile, nx))
+    tiles, depth, alpha, rgb = (torch.cat(parts) for parts in zip(*layers, strict=True))
+    order = torch.argsort(tiles * (2 * len(widths)) + depth)
+    return composite(tiles[order] - t0, alpha[order], rgb[order], bg, n_tiles)
+
+
+def _fill_layer(plan: Plan, poly: torch.Tensor, dist: torch.Tensor, fill_rgba: torch.Tensor, tile: int,
+                nx: int) -> tuple[torch.Tensor, ...]:
+    """Fill coverage ``clamp(0.5 ± d)`` (+ inside) for every (tile, path) in each path's bounding box."""
+    inside = inside_mask(tile_origins(plan.fill_tile, nx, tile, poly.dtype), plan.fill_path, poly, tile)  # (F, TT)
+    d = dist.new_full(inside.shape, FAR)
+    if len(plan.slot_tile):
+        n_paths = len(fill_rgba)
+        keys, fill_keys = plan.slot_tile * n_paths + plan.slot_path, plan.fill_tile * n_paths + plan.fill_path
+        slot = torch.searchsorted(keys, fill_keys).clamp(max=len(keys) - 1)
+        d = torch.where((keys[slot] == fill_keys).unsqueeze(1), dist[slot], d)  # (F, T*T)
+    cover = torch.where(inside, 0.5 + d, 0.5 - d).clamp(0, 1)
+    return plan.fill_tile, 2 * plan.fill_path, cover * fill_rgba[plan.fill_path, 3:], fill_rgba[plan.fill_path, :3]
 
 
 def composite(tile_ids: torch.Tensor, alpha: torch.Tensor, rgb: torch.Tensor, background: torch.Tensor,
@@ -131,38 +218,3 @@ def _background_tiles(background: torch.Tensor, width: int, height: int, tile: i
     img = background.reshape(3, height, width)
     img = torch.nn.functional.pad(img, (0, nx * tile - width, 0, ny * tile - height), mode="replicate")
     return img.view(3, ny, tile, nx, tile).permute(1, 3, 2, 4, 0).reshape(nx * ny, tile * tile, 3)
-
-
-def _fill_layer(paths: Paths, a: torch.Tensor, b: torch.Tensor, edge_path: torch.Tensor,
-                slot_keys: torch.Tensor, dist: torch.Tensor, tile: int, nx: int, ny: int) -> tuple:
-    """Fill coverage for every (tile, path) in each path's bounding box: ``clamp(0.5 ± d)``, + inside."""
-    n_paths, fa, fb = paths.n_paths, a.detach(), b.detach()
-    idx = edge_path.unsqueeze(1).expand(-1, 2)
-    lo = fa.new_full((n_paths, 2), math.inf).scatter_reduce(0, idx, torch.minimum(fa, fb), "amin")  # (P, 2)
-    hi = fa.new_full((n_paths, 2), -math.inf).scatter_reduce(0, idx, torch.maximum(fa, fb), "amax")
-    path, tx, ty = boxes_to_tiles(lo - 1.0, hi + 1.0, tile, nx, ny)  # (F,) each
-    tiles = ty * nx + tx
-    inside = inside_mask(tile_origins(tiles, nx, tile, a.dtype), path, fa, fb, edge_path, tile)  # (F, T*T)
-    d = dist.new_full(inside.shape, FAR)
-    if len(slot_keys):
-        keys = tiles * n_paths + path
-        slot = torch.searchsorted(slot_keys, keys).clamp(max=len(slot_keys) - 1)
-        d = torch.where((slot_keys[slot] == keys).unsqueeze(1), dist[slot], d)  # (F, T*T)
-    cover = torch.where(inside, 0.5 + d, 0.5 - d).clamp(0, 1)
-    return tiles, 2 * path, cover * paths.fill_rgba[path, 3:], paths.fill_rgba[path, :3]
-
-
-def boxes_to_tiles(lo: torch.Tensor, hi: torch.Tensor, tile: int, nx: int,
-                   ny: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Every overlap of boxes ``lo``-``hi`` (N, 2) px with the tile grid, as ``(box, tx, ty)``, (Q,) each."""
-    valid = torch.isfinite(lo).all(1) & torch.isfinite(hi).all(1)
-    valid &= (hi[:, 0] >= 0) & (hi[:, 1] >= 0) & (lo[:, 0] < nx * tile) & (lo[:, 1] < ny * tile)
-    lo_t = (lo.nan_to_num(0.0) / tile).floor().clamp(min=0).long()  # (N, 2)
-    hi_t = (hi.nan_to_num(0.0) / tile).floor().long()
-    hi_t = torch.minimum(hi_t, torch.tensor([nx - 1, ny - 1], device=lo.device))
-    span = (hi_t - lo_t + 1).clamp(min=0)  # (N, 2)
-    count = span[:, 0] * span[:, 1] * valid  # (N,)
-    box = torch.repeat_interleave(torch.arange(len(lo), device=lo.device), count)  # (Q,)
-    k = torch.arange(len(box), device=lo.device) - (torch.cumsum(count, 0) - count)[box]
-    cols = span[box, 0]
-    return box, lo_t[box, 0] + k % cols, lo_t[box, 1] + k // cols

@@ -104,13 +104,15 @@ def test_gradients_reach_points_widths_colours_and_background() -> None:
         assert torch.isfinite(leaf.grad).all() and leaf.grad.abs().sum() > 0
 
 
-@pytest.mark.parametrize(("tile", "width", "height"), [(16, 70, 45), (8, 64, 48)])
-def test_tiled_render_and_gradients_match_dense_reference(tile: int, width: int, height: int) -> None:
+@pytest.mark.parametrize(("tile", "width", "height", "chunk"), [(16, 70, 45, 1 << 22), (8, 64, 48, 1 << 22),
+                                                           (8, 64, 48, 2000)])  # 2000: checkpointed chunks
+def test_tiled_render_and_gradients_match_dense_reference(tile: int, width: int, height: int, chunk: int) -> None:
     scene = random_scene(15, width, height, seed=tile)
     bg = torch.tensor([1.0, 0.9, 0.7])
     weights = torch.rand(1, 3, height, width, generator=torch.Generator().manual_seed(2))
     grads = []
-    renders = (lambda p: rasterize(p, width, height, bg, tile=tile), lambda p: dense_reference(p, width, height, bg))
+    renders = (lambda p: rasterize(p, width, height, bg, tile=tile, chunk_pixels=chunk),
+               lambda p: dense_reference(p, width, height, bg))
     for render in renders:
         leaves = scene.leaves()
         img = render(scene.paths())
@@ -165,7 +167,7 @@ def test_svg_rendered_by_resvg_matches_our_raster(fill: bool) -> None:
     assert np.abs(ours - theirs).mean() < 0.02  # measured 0.004-0.005
 
 
-def saved_bytes(n_paths: int, size: int, step: float) -> int:
+def saved_bytes(n_paths: int, size: int, step: float, chunk: int = 1 << 22) -> int:
     """Bytes autograd keeps for backward when rendering a random scene."""
     total = 0
 
@@ -177,7 +179,7 @@ def saved_bytes(n_paths: int, size: int, step: float) -> int:
     scene = random_scene(n_paths, size, size, step=step)
     scene.leaves()
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        rasterize(scene.paths(), size, size, torch.ones(3))
+        rasterize(scene.paths(), size, size, torch.ones(3), chunk_pixels=chunk)
     return total
 
 
@@ -186,3 +188,4 @@ def test_memory_grows_with_covered_area_not_strokes_times_pixels() -> None:
     assert 2 * few < many < 6 * few  # 4x the strokes: about 4x the memory
     small, large = saved_bytes(64, 64, step=10), saved_bytes(64, 256, step=10)
     assert large < 4 * small  # 16x the pixels, same strokes: far below 16x the memory
+    assert saved_bytes(128, 128, step=20, chunk=1 << 14) < many / 10  # checkpointed chunks keep far less
