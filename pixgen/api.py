@@ -9,13 +9,15 @@ from pixgen.config import RunConfig
 
 
 def run(prompt: str | None = None, *, callbacks: Sequence[Any] | None = None, progress: bool = True,
-        save: bool = True, config: RunConfig | dict | None = None, **options: Any) -> Any:
+        save: bool = True, display_every: int = 20, config: RunConfig | dict | None = None,
+        **options: Any) -> Any:
     """Build and run one optimization; returns a ``RunResult`` (``.image`` PIL, ``.path``, ``.losses``).
 
     ``options`` are the CLI flags with underscores (``size="256x256"``, ``pixel_size=8``); ``config`` is a
-    ``RunConfig`` or dict (e.g. a loaded settings.yaml) that ``prompt`` and ``options`` override.
+    ``RunConfig`` or dict (e.g. a loaded settings.yaml) that ``prompt`` and ``options`` override. In a notebook
+    the image is shown every ``display_every`` steps.
     """
-    from pixgen.callbacks import Progress, SaveImage
+    from pixgen.callbacks import NotebookDisplay, Progress, SaveImage
     from pixgen.engine import Run
 
     base = config.to_dict() if isinstance(config, RunConfig) else dict(config or {})
@@ -27,6 +29,8 @@ def run(prompt: str | None = None, *, callbacks: Sequence[Any] | None = None, pr
         extra.append(SaveImage(cfg.out, cfg.save_every))
     if progress:
         extra.append(Progress(notebook=_in_notebook()))
+    if display_every and _in_notebook():
+        extra.append(NotebookDisplay(display_every))
     return Run(cfg, [*extra, *(callbacks or [])]).run()
 
 

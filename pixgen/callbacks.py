@@ -108,3 +108,25 @@ def summary(result: Any) -> str:
     where = f", saved {result.path}" if result.path else ""
     head = "Interrupted" if result.interrupted else "Done"
     return f"{head}: {result.iterations} iterations in {result.seconds:.1f}s ({rate:.3f} s/it), {losses}{where}"
+
+
+class NotebookDisplay(Callback):
+    """Shows the current image in a Jupyter/Colab output cell every ``every`` steps (replacing the last one)."""
+
+    def __init__(self, every: int = 20) -> None:
+        self.every, self.handle = every, None
+
+    def on_start(self, run: Any) -> None:
+        """Show the starting image."""
+        from IPython.display import display
+
+        self.handle = display(run.image(), display_id=True)
+
+    def on_step(self, run: Any, result: Any) -> None:
+        """Update the shown image."""
+        if self.every and result.iteration % self.every == 0:
+            self.handle.update(run.image())
+
+    def on_end(self, run: Any, result: Any) -> None:
+        """Show the final image."""
+        self.handle.update(result.image)
