@@ -84,7 +84,7 @@ class TileDistance(torch.autograd.Function):
         local = tile_pixels(tile, a.device, a.dtype)  # (T*T, 2)
         best_d = a.new_full((n_slots, tile * tile), 1e4)
         best_e = torch.full((n_slots, tile * tile), -1, dtype=torch.long, device=a.device)
-        step = max(1, (1 << 21) // (tile * tile))
+        step = max(1, (1 << 19) // (tile * tile))
         for lo in range(0, len(q_edge), step):
             edge, slot = q_edge[lo:lo + step], q_slot[lo:lo + step]
             p = origin[slot].unsqueeze(1) + local  # (q, T*T, 2)
