@@ -149,3 +149,16 @@ def test_renders_on_cuda_after_to_device(cls) -> None:
     assert img.device.type == "cuda" and all(p.device.type == "cuda" for p in drawer.parameters())
     cpu = make(cls)
     assert (img.cpu() - cpu.render()).abs().max() < 1e-3
+
+
+@pytest.mark.parametrize(("drawer", "options"), [("vector", {"strokes": 32, "lr": 10.0}), ("line_sketch", {})])
+def test_clip_loss_falls_in_a_short_engine_run(quick: dict, drawer: str, options: dict) -> None:
+    from pixgen.config import RunConfig
+    from pixgen.engine import Run
+
+    settings = {**quick, "drawer": drawer, **options, "iterations": 30, "lr_drops": [], "augment": False,
+                "cut_noise": 0.0}
+    run = Run(RunConfig.from_dict(settings))
+    losses = [run.step().loss for _ in range(30)]
+    assert np.mean(losses[-5:]) < np.mean(losses[:5]) - 0.01, losses
+    assert "output.svg" in run.drawer.extra_outputs()
