@@ -74,9 +74,11 @@ def tile_origins(tiles: torch.Tensor, nx: int, tile: int, dtype: torch.dtype) ->
 class TileDistance(torch.autograd.Function):
     """Per (path, tile) slot, the distance from each pixel centre of the tile to the path's nearest chord.
 
-    ``forward(a (E,2), b (E,2), q_edge (Q,), q_slot (Q,), origin (U,2), n_slots, tile) -> (U, T*T)``: pair q
-    offers chord ``q_edge[q]`` to slot ``q_slot[q]``. It saves only the winning chord of every pixel, so the
-    memory kept for backward is (U, T*T) integers, and works through the pairs in bounded chunks.
+    ``forward(a (E,2), b (E,2), q_edge (Q,), q_slot (Q,), origin (U,2), n_slots, tile)`` returns ``(distance,
+    slant)``, both (U, T*T): pair q offers chord ``q_edge[q]`` to slot ``q_slot[q]``; ``slant`` is ``|nx * ny|``
+    of the unit vector from the nearest point to the pixel (0 axis-aligned, 0.5 diagonal; not differentiated).
+    It saves only the winning chord of every pixel, so what backward keeps is (U, T*T) integers, and it works
+    through the pairs in bounded chunks.
     """
 
     @staticmethod
@@ -95,23 +97,54 @@ class TileDistance(torch.autograd.Function):
             chunk_e = torch.full_like(best_e, -1).scatter_reduce_(0, idx, winner, "amax")
             better = chunk_d < best_d
             best_d, best_e = torch.where(better, chunk_d, best_d), torch.where(better, chunk_e, best_e)
+        u, k, e, t, off = _winner_offsets(a, b, best_e, origin, tile)
+        slant = torch.zeros_like(best_d)
+        slant[u, k] = normal_slant(t.squeeze(1), off, b[e] - a[e])
         ctx.save_for_backward(a, b, best_e.int(), origin)
         ctx.tile = tile
-        return best_d
+        ctx.mark_non_differentiable(slant)
+        return best_d, slant
 
     @staticmethod
-    def backward(ctx, grad):  # noqa: ANN001, ANN205
+    def backward(ctx, grad, _slant_grad):  # noqa: ANN001, ANN205
         a, b, best_e, origin = ctx.saved_tensors
-        u, k = ((best_e >= 0) & (grad != 0)).nonzero(as_tuple=True)  # (S,) each
-        e = best_e[u, k].long()
-        p = origin[u] + tile_pixels(ctx.tile, a.device, a.dtype)[k]  # (S, 2)
-        ea, eb = a[e], b[e]
-        t = closest_param(p, ea, eb).unsqueeze(1)  # (S, 1)
-        off = p - (ea + t * (eb - ea))  # (S, 2)
+        u, k, e, t, off = _winner_offsets(a, b, best_e.masked_fill(grad == 0, -1), origin, ctx.tile)
         g = (grad[u, k] / off.norm(dim=-1).clamp_min(1e-6)).unsqueeze(1) * off  # (S, 2) = -dd/dclosest
         grad_a = torch.zeros_like(a).index_add_(0, e, -(1 - t) * g)
         grad_b = torch.zeros_like(b).index_add_(0, e, -t * g)
         return grad_a, grad_b, None, None, None, None, None
+
+
+def _winner_offsets(a: torch.Tensor, b: torch.Tensor, best_e: torch.Tensor, origin: torch.Tensor,
+                    tile: int) -> tuple[torch.Tensor, ...]:
+    """For every pixel with a winning chord: ``(slot u, pixel k, chord e, chord parameter t (S,1),
+    offset pixel - nearest point (S, 2))``."""
+    u, k = (best_e >= 0).nonzero(as_tuple=True)  # (S,) each
+    e = best_e[u, k].long()
+    p = origin[u] + tile_pixels(tile, a.device, a.dtype)[k]  # (S, 2)
+    ea, eb = a[e], b[e]
+    t = closest_param(p, ea, eb).unsqueeze(1)  # (S, 1)
+    return u, k, e, t, p - (ea + t * (eb - ea))
+
+
+def normal_slant(t: torch.Tensor, off: torch.Tensor, chord: torch.Tensor) -> torch.Tensor:
+    """``|nx * ny|`` of the edge normal at a pixel whose nearest point is at parameter ``t`` (N,) of ``chord``
+    (N, 2), ``off`` (N, 2) away: perpendicular to the chord beside or on it, radial beyond its ends."""
+    beside = ((t > 0) & (t < 1)) | (off.square().sum(-1) < 1e-10)
+    n = torch.where(beside.unsqueeze(-1), chord, off)  # any vector along or across the normal will do
+    return (n[..., 0] * n[..., 1]).abs() / n.square().sum(-1).clamp_min(1e-12)
+
+
+def footprint_cdf(x: torch.Tensor, slant: torch.Tensor) -> torch.Tensor:
+    """Fraction of a 1-px square pixel on the inner side of a straight edge ``x`` px beyond the pixel centre
+    (x > 0: centre inside), for an edge normal with ``|nx * ny| = slant``: the exact area coverage."""
+    outer = torch.sqrt(1 + 2 * slant) / 2  # half-width of the pixel's projection on the normal
+    inner = torch.sqrt((1 - 2 * slant).clamp_min(0)) / 2  # half-width of its flat top
+    wide = outer + inner  # the longer of |nx|, |ny|
+    y = x.abs()
+    ramp = 0.5 - (outer - y).clamp_min(0).square() / (2 * slant.clamp_min(1e-12))
+    half = torch.where(y <= inner, y / wide, ramp)  # (...) coverage beyond one half of the pixel
+    return 0.5 + torch.sign(x) * half
 
 
 def polygon_table(a: torch.Tensor, b: torch.Tensor, edge_path: torch.Tensor, n_paths: int) -> torch.Tensor:

@@ -7,11 +7,12 @@ No diffvg: it runs wherever torch runs (CPU or GPU, the device of the inputs). H
    stroke width (plus 1 px for anti-aliasing) of it. All later work is per (path, tile) pair, so memory and
    time grow with the area the strokes cover, never with strokes x pixels.
 3. **Distance** from each pixel centre of a pair's tile to the nearest chord of that path
-   (``TileDistance``: a custom autograd function that saves only the winning chord per pixel).
-4. **Coverage** of a 1-px box filter: a stroke of width ``w`` covers
-   ``clamp(min(d+w/2, .5) - max(d-w/2, -.5))`` of a pixel at distance ``d`` from its centre line
-   (round caps and joins, exact for straight strokes);
-   a filled path covers ``clamp(0.5 ± d)`` (+ inside, nonzero winding rule, as SVG).
+   (``TileDistance``: a custom autograd function that saves only the winning chord per pixel). Tiles are
+   rendered in chunks; with several chunks each is checkpointed, so peak memory stays bounded.
+4. **Coverage**: the area of the 1-px pixel square that the stroke's band (``±w/2`` around the centre line)
+   covers, computed exactly for a straight edge from the distance ``d`` and the edge normal's direction
+   (``pixgen.bezier.footprint_cdf``); round caps and joins come from the distance to the polyline. A filled
+   path covers the pixel area on its inside of the nearest edge (inside: nonzero winding rule, as SVG).
 5. **Composite** layers back to front with the over operator (a path's fill, then its stroke), in closed form:
    ``out = Σ_i α_i c_i Π_{j>i} (1-α_j) + bg Π_j (1-α_j)``, the products taken as float64 suffix sums of
    ``log(1-α)`` over each tile's sorted pairs.
@@ -34,6 +35,7 @@ from pixgen.bezier import (
     TileDistance,
     boxes_to_tiles,
     flatten,
+    footprint_cdf,
     inside_mask,
     polygon_table,
     segment_distance,
@@ -167,30 +169,36 @@ def _render_tiles(plan: Plan, poly: torch.Tensor | None, t0: int, n_tiles: int, 
                   fill_rgba: torch.Tensor | None, bg: torch.Tensor) -> torch.Tensor:
     """Render tiles ``t0 .. t0 + n_tiles`` of the plan: distances, coverage, compositing -> (n, T*T, 3)."""
     origin = tile_origins(plan.slot_tile, nx, tile, a.dtype)  # (U, 2)
-    dist = TileDistance.apply(a, b, plan.q_edge, plan.q_slot, origin, len(plan.slot_tile), tile)  # (U, T*T)
+    dist, slant = TileDistance.apply(a, b, plan.q_edge, plan.q_slot, origin, len(plan.slot_tile), tile)  # (U, TT)
     half = (widths[plan.slot_path] / 2).unsqueeze(1)  # (U, 1)
-    cover = ((dist + half).clamp(max=0.5) - (dist - half).clamp(min=-0.5)).clamp(0, 1)  # (U, T*T)
+    cover = stroke_coverage(dist, half, slant)  # (U, T*T)
     rgba = stroke_rgba[plan.slot_path]  # (U, 4)
     layers = [(plan.slot_tile, 2 * plan.slot_path + 1, cover * rgba[:, 3:], rgba[:, :3])]
     if fill_rgba is not None:
-        layers.append(_fill_layer(plan, poly, dist, fill_rgba, tile, nx))
+        layers.append(_fill_layer(plan, poly, dist, slant, fill_rgba, tile, nx))
     tiles, depth, alpha, rgb = (torch.cat(parts) for parts in zip(*layers, strict=True))
     order = torch.argsort(tiles * (2 * len(widths)) + depth)
     return composite(tiles[order] - t0, alpha[order], rgb[order], bg, n_tiles)
 
 
-def _fill_layer(plan: Plan, poly: torch.Tensor, dist: torch.Tensor, fill_rgba: torch.Tensor, tile: int,
-                nx: int) -> tuple[torch.Tensor, ...]:
-    """Fill coverage ``clamp(0.5 ± d)`` (+ inside) for every (tile, path) in each path's bounding box."""
+def _fill_layer(plan: Plan, poly: torch.Tensor, dist: torch.Tensor, slant: torch.Tensor, fill_rgba: torch.Tensor,
+                tile: int, nx: int) -> tuple[torch.Tensor, ...]:
+    """Fill coverage (area of the pixel inside the nearest edge) for every (tile, path) in each path's box."""
     inside = inside_mask(tile_origins(plan.fill_tile, nx, tile, poly.dtype), plan.fill_path, poly, tile)  # (F, TT)
-    d = dist.new_full(inside.shape, FAR)
+    d, s = dist.new_full(inside.shape, FAR), slant.new_zeros(inside.shape)
     if len(plan.slot_tile):
         n_paths = len(fill_rgba)
         keys, fill_keys = plan.slot_tile * n_paths + plan.slot_path, plan.fill_tile * n_paths + plan.fill_path
         slot = torch.searchsorted(keys, fill_keys).clamp(max=len(keys) - 1)
-        d = torch.where((keys[slot] == fill_keys).unsqueeze(1), dist[slot], d)  # (F, T*T)
-    cover = torch.where(inside, 0.5 + d, 0.5 - d).clamp(0, 1)
+        near = (keys[slot] == fill_keys).unsqueeze(1)
+        d, s = torch.where(near, dist[slot], d), torch.where(near, slant[slot], s)  # (F, T*T)
+    cover = footprint_cdf(torch.where(inside, d, -d), s)
     return plan.fill_tile, 2 * plan.fill_path, cover * fill_rgba[plan.fill_path, 3:], fill_rgba[plan.fill_path, :3]
+
+
+def stroke_coverage(dist: torch.Tensor, half: torch.Tensor, slant: torch.Tensor) -> torch.Tensor:
+    """Area of a pixel at ``dist`` from a stroke's centre line covered by the band ``±half`` around it."""
+    return (footprint_cdf(half - dist, slant) + footprint_cdf(half + dist, slant) - 1).clamp(0, 1)
 
 
 def composite(tile_ids: torch.Tensor, alpha: torch.Tensor, rgb: torch.Tensor, background: torch.Tensor,

@@ -9,9 +9,17 @@ import numpy as np
 import pytest
 import torch
 
-from pixgen.bezier import TileDistance, flatten, segment_distance, tile_origins
+from pixgen.bezier import (
+    TileDistance,
+    closest_param,
+    flatten,
+    footprint_cdf,
+    normal_slant,
+    segment_distance,
+    tile_origins,
+)
 from pixgen.errors import PixgenError
-from pixgen.raster import Paths, rasterize
+from pixgen.raster import Paths, rasterize, stroke_coverage
 from pixgen.svg import paths_to_svg
 
 
@@ -74,10 +82,13 @@ def dense_reference(paths: Paths, width: int, height: int, background: torch.Ten
     img = background.view(3, 1).expand(3, height * width)
     for p in range(paths.n_paths):
         mine = paths.seg_path[seg] == p
-        d, _ = segment_distance(pix, a[mine], b[mine])  # (HW, e)
-        d = d.min(1).values
-        half = paths.stroke_width[p] / 2
-        cover = ((d + half).clamp(max=0.5) - (d - half).clamp(min=-0.5)).clamp(0, 1)
+        d, off = segment_distance(pix, a[mine], b[mine])  # (HW, e), (HW, e, 2)
+        d, near = d.min(1)
+        with torch.no_grad():
+            rows = torch.arange(len(near))
+            t = closest_param(pix[:, 0], a[mine][near], b[mine][near])
+            slant = normal_slant(t, off[rows, near], (b - a)[mine][near])
+        cover = stroke_coverage(d, paths.stroke_width[p] / 2, slant)
         alpha = cover * paths.stroke_rgba[p, 3]
         img = img * (1 - alpha) + alpha * paths.stroke_rgba[p, :3].view(3, 1)
     return img.view(1, 3, height, width)
@@ -122,13 +133,25 @@ def test_tiled_render_and_gradients_match_dense_reference(tile: int, width: int,
         torch.testing.assert_close(ours, reference, rtol=1e-3, atol=2e-4)
 
 
+def test_pixel_footprint_coverage_is_the_exact_area() -> None:
+    g = torch.Generator().manual_seed(0)
+    angle = torch.rand(200, generator=g) * torch.pi  # (N,) edge normals in every direction
+    normal = torch.stack([angle.cos(), angle.sin()], 1)  # (N, 2)
+    x = (torch.rand(200, generator=g) - 0.5) * 2.2  # centre-to-edge distances, both sides
+    sub = (torch.arange(400) + 0.5) / 400 - 0.5
+    grid = torch.stack(torch.meshgrid(sub, sub, indexing="xy"), -1).view(-1, 2)  # (S, 2) inside one pixel
+    truth = ((grid @ normal.T) <= x).float().mean(0)  # (N,) fraction of the pixel on the inner side
+    slant = (normal[:, 0] * normal[:, 1]).abs()
+    torch.testing.assert_close(footprint_cdf(x, slant), truth, atol=4e-3, rtol=0)
+
+
 def test_tile_distance_backward_passes_gradcheck() -> None:
     a = torch.tensor([[3.0, 4.0], [10.0, 2.0], [5.0, 12.0]], dtype=torch.float64, requires_grad=True)
     b = torch.tensor([[9.0, 6.5], [14.0, 13.0], [1.5, 9.0]], dtype=torch.float64, requires_grad=True)
     q_edge, q_slot = torch.tensor([0, 1, 2, 1]), torch.tensor([0, 0, 1, 1])  # slot 0: edges 0, 1; slot 1: 2, 1
     origin = tile_origins(torch.tensor([0, 0]), 1, 8, torch.float64) + torch.tensor([[0.0, 0.0], [4.0, 6.0]],
                                                                                       dtype=torch.float64)
-    assert torch.autograd.gradcheck(lambda a, b: TileDistance.apply(a, b, q_edge, q_slot, origin, 2, 8), (a, b))
+    assert torch.autograd.gradcheck(lambda a, b: TileDistance.apply(a, b, q_edge, q_slot, origin, 2, 8)[0], (a, b))
 
 
 def test_closed_paths_are_filled_with_the_nonzero_rule() -> None:
