@@ -89,7 +89,7 @@ class VqganDrawer(Drawer):
     def render(self) -> torch.Tensor:
         """Quantise ``z`` (straight-through), decode, map [-1, 1] to [0, 1]: (1, 3, H, W)."""
         model = self.vqgan()
-        out = model.decode(model.quantize(self.z))  # (1, 3, H, W) in about [-1, 1]
+        out = model.decode(model.quantize(self.z)).contiguous()  # (1, 3, H, W) in about [-1, 1]
         return clamp_with_grad(out.add(1).div(2), 0.0, 1.0)
 
     @torch.no_grad()

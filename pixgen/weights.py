@@ -307,7 +307,7 @@ def _verify_one(entry: ModelEntry, wf: WeightFile, path: Path) -> FileStatus:
 # -- safe checkpoint loading -------------------------------------------------------------------------------
 # Non-tensor objects that Lightning checkpoints carry (callback classes used as dict keys, hyper-parameters,
 # numpy scalars): they are replaced by inert stand-ins, never constructed. Anything else is refused.
-_STAND_IN_PREFIXES = ("pytorch_lightning.", "lightning.", "lightning_fabric.", "numpy.", "omegaconf.")
+_STAND_IN_PREFIXES = ("pytorch_lightning.", "lightning.", "lightning_fabric.", "numpy.", "omegaconf.", "typing.")
 _DICT_LIKE = ("pytorch_lightning.utilities.parsing.AttributeDict", "lightning_fabric.utilities.data.AttributeDict",
               "lightning.fabric.utilities.data.AttributeDict")
 _LEGACY_NAMES = ("pytorch_lightning.callbacks.model_checkpoint.ModelCheckpoint", "numpy.core.multiarray.scalar",
