@@ -8,6 +8,7 @@ and device), so checkpoints of this drawer hold only ``z``.
 from __future__ import annotations
 
 import logging
+import weakref
 from pathlib import Path
 
 import torch
@@ -69,6 +70,7 @@ class VqganDrawer(Drawer):
                  vqgan_config: str | None = None, vqgan_checkpoint: str | None = None) -> None:
         super().__init__(width, height, model=model, vqgan_config=vqgan_config, vqgan_checkpoint=vqgan_checkpoint)
         self._config_path, self._checkpoint_path = vqgan_files(model, vqgan_config, vqgan_checkpoint)
+        self._seen: dict[str, weakref.ref[VqganModel]] = {}
         config = read_config(self._config_path)
         factor = config.factor
         if width < factor or height < factor:
@@ -84,7 +86,11 @@ class VqganDrawer(Drawer):
     def vqgan(self) -> VqganModel:
         """The frozen model on the device of ``z`` (shared with every other drawer using the same files)."""
         device = self.z.device if hasattr(self, "z") else torch.device("cpu")
-        return load_vqgan(self._config_path, self._checkpoint_path, device)
+        model = self._seen.get(str(device), lambda: None)()
+        if model is None:  # first use on this device: ask the process-wide cache (it stats the files)
+            model = load_vqgan(self._config_path, self._checkpoint_path, device)
+            self._seen[str(device)] = weakref.ref(model)  # no strong reference: the cache owns the model
+        return model
 
     def render(self) -> torch.Tensor:
         """Quantise ``z`` (straight-through), decode, map [-1, 1] to [0, 1]: (1, 3, H, W)."""

@@ -90,7 +90,9 @@ def path(name: str) -> None:
         location = file_path(entry, role)
         missing = missing or not location.is_file()
         click.echo(str(location))
-    if missing:
+    if missing and entry.packaged:
+        click.echo("(missing from this installation: reinstall pixgen)", err=True)
+    elif missing:
         click.echo(f"(not all present yet: run `pixgen models download {name}`)", err=True)
 
 

@@ -100,8 +100,11 @@ def test_model_is_loaded_once_per_process_and_reloaded_when_the_file_changes(tin
     assert a.vqgan() is b.vqgan() is first and model_cache_info().misses == 1
     assert not any(p is first.codebook for p in a.parameters())  # the frozen model is not a submodule
     assert list(a.trainable_state()) == ["z"]
+    a.render()
     os.utime(ckpt, ns=(1, 1))
     assert load_vqgan(yaml_path, ckpt) is not first
+    ckpt.unlink()  # a running drawer keeps its model even if the file goes away
+    assert a.vqgan() is first and a.render().shape == (1, 3, 48, 64)
 
 
 @pytest.mark.parametrize("damage", ["truncated", "garbage", "empty"])
