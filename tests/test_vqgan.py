@@ -64,6 +64,17 @@ def test_loads_each_taming_layout_with_its_real_key_names(tiny, kind: str, facto
     assert model.decode(model.quantize(z)).shape == (1, 3, 32, 48)
 
 
+def test_lightning_extras_that_break_plain_weights_only_loading_are_skipped(tiny) -> None:
+    ckpt = tiny["vq"][1]
+    found = set(torch.serialization.get_unsafe_globals_in_checkpoint(str(ckpt)))
+    assert {"pytorch_lightning.callbacks.model_checkpoint.ModelCheckpoint",
+            "pytorch_lightning.utilities.parsing.AttributeDict", "numpy.dtype"} <= found
+    with pytest.raises(Exception, match="Weights only load failed"):
+        torch.load(ckpt, weights_only=True)
+    state = load_checkpoint_state(ckpt)
+    assert "encoder.conv_in.weight" in state and "loss.logvar" in state and "epoch" not in state
+
+
 @pytest.mark.parametrize(("name", "arch"), [("imagenet_f16_16384", F16), ("gumbel_f8_8192", GUMBEL_F8)])
 def test_known_architectures_match_taming_at_full_size(name: str, arch: dict) -> None:
     ours = VqganModel(architecture(name)).checkpoint_state_dict()
