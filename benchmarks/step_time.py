@@ -3,7 +3,8 @@
     python benchmarks/step_time.py                       # the standard table on this machine
     python benchmarks/step_time.py --drawer pixel --size 512x512 --cutn 64 --device cuda
 
-CLIP weights are random (``ViT-B-32:random``): the cost of a step does not depend on the weights. Run one
+CLIP and VQGAN weights are random (``ViT-B-32:random``; the imagenet_f16_16384 architecture written to a temp
+folder in taming's format): the cost of a step does not depend on the weights. Run one
 configuration per process (peak memory is per process); the default table spawns one subprocess per row.
 """
 
@@ -14,11 +15,22 @@ import json
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 
 STANDARD = [
     ["--drawer", "pixel", "--size", "256x256"],
+    ["--drawer", "vqgan", "--size", "256x256"],
+    ["--drawer", "vqgan", "--size", "384x208"],
 ]
+
+
+def random_vqgan_options(folder: str) -> dict:
+    """Write the imagenet_f16_16384 architecture with random weights in taming's format; the drawer options."""
+    from pixgen.taming_loader import random_model, write_taming_files
+
+    config, checkpoint = write_taming_files(random_model("imagenet_f16_16384"), folder, "imagenet_f16_16384")
+    return {"vqgan_config": str(config), "vqgan_checkpoint": str(checkpoint)}
 
 
 def measure(args: argparse.Namespace) -> dict:
@@ -29,6 +41,8 @@ def measure(args: argparse.Namespace) -> dict:
     from pixgen.engine import Run
 
     options = json.loads(args.options)
+    if args.drawer.split(":")[0] == "vqgan" and "vqgan_checkpoint" not in options:
+        options.update(random_vqgan_options(tempfile.mkdtemp(prefix="pixgen-bench-")))
     config = RunConfig.from_dict({"prompt": "a watercolor of a lighthouse at dawn", "drawer": args.drawer,
                                   "clip": [args.clip], "size": args.size, "cutn": args.cutn, "seed": 0,
                                   "iterations": args.warmup + args.steps, "device": args.device, **options})

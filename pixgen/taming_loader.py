@@ -2,7 +2,7 @@
 
 Never imports ``taming.models``/``taming.main`` or pytorch_lightning, never builds the training loss (which
 downloads VGG/LPIPS). The YAML is read with pyyaml; the checkpoint with ``torch.load(weights_only=True)``
-(see ``load_checkpoint_state``). Models are loaded once per process per (files, device).
+(see ``pixgen.checkpoints.load_checkpoint_state``). Models are loaded once per process per (files, device).
 """
 
 from __future__ import annotations
@@ -193,7 +193,7 @@ def _cached_model(cfg_path: Path, cfg_stamp: tuple, ckpt_path: Path, ckpt_stamp:
 
 def build_from_files(config: str | Path, checkpoint: str | Path) -> VqganModel:
     """Build a model from a taming YAML and checkpoint (uncached); mismatches raise ``PixgenError``."""
-    from pixgen.weights import load_checkpoint_state
+    from pixgen.checkpoints import load_checkpoint_state
 
     cfg = read_config(config)
     state = load_checkpoint_state(Path(checkpoint))

@@ -12,6 +12,7 @@ import pytest
 import torch
 from vqgan_fixtures import F16, GUMBEL_F8, TamingLayout, ddconfig, fit_tiny_vqgan, write_tiny_vqgan
 
+from pixgen.checkpoints import load_checkpoint_state
 from pixgen.drawers.vqgan import VqganDrawer
 from pixgen.errors import ModelUnavailableError, PixgenError
 from pixgen.noise import noise_image
@@ -23,7 +24,6 @@ from pixgen.taming_loader import (
     load_vqgan,
     model_cache_info,
 )
-from pixgen.weights import load_checkpoint_state
 
 torch.set_num_threads(1)
 
