@@ -137,14 +137,35 @@ def normal_slant(t: torch.Tensor, off: torch.Tensor, chord: torch.Tensor) -> tor
 
 def footprint_cdf(x: torch.Tensor, slant: torch.Tensor) -> torch.Tensor:
     """Fraction of a 1-px square pixel on the inner side of a straight edge ``x`` px beyond the pixel centre
-    (x > 0: centre inside), for an edge normal with ``|nx * ny| = slant``: the exact area coverage."""
-    outer = torch.sqrt(1 + 2 * slant) / 2  # half-width of the pixel's projection on the normal
-    inner = torch.sqrt((1 - 2 * slant).clamp_min(0)) / 2  # half-width of its flat top
-    wide = outer + inner  # the longer of |nx|, |ny|
-    y = x.abs()
-    ramp = 0.5 - (outer - y).clamp_min(0).square() / (2 * slant.clamp_min(1e-12))
-    half = torch.where(y <= inner, y / wide, ramp)  # (...) coverage beyond one half of the pixel
-    return 0.5 + torch.sign(x) * half
+    (x > 0: centre inside), for an edge normal with ``|nx * ny| = slant``: the exact area coverage.
+    Differentiable in ``x`` (analytic backward that keeps only ``x`` and ``slant``)."""
+    return FootprintCdf.apply(x, slant)
+
+
+def _footprint(slant: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Half-widths (outer, inner) of the trapezoid that a unit pixel square projects onto the edge normal."""
+    return torch.sqrt(1 + 2 * slant) / 2, torch.sqrt((1 - 2 * slant).clamp_min(0)) / 2
+
+
+class FootprintCdf(torch.autograd.Function):
+    """``footprint_cdf`` with its derivative (the trapezoid density) written out, to save memory."""
+
+    @staticmethod
+    def forward(ctx, x, slant):  # noqa: ANN001, ANN205
+        outer, inner = _footprint(slant)
+        y = x.abs()
+        ramp = 0.5 - (outer - y).clamp_min(0).square() / (2 * slant.clamp_min(1e-12))
+        half = torch.where(y <= inner, y / (outer + inner), ramp)  # coverage beyond one half of the pixel
+        ctx.save_for_backward(x, slant)
+        return 0.5 + torch.sign(x) * half
+
+    @staticmethod
+    def backward(ctx, grad):  # noqa: ANN001, ANN205
+        x, slant = ctx.saved_tensors
+        outer, inner = _footprint(slant)
+        y = x.abs()
+        ramp = (outer - y).clamp_min(0) / slant.clamp_min(1e-12)
+        return grad * torch.where(y <= inner, 1 / (outer + inner), ramp), None
 
 
 def polygon_table(a: torch.Tensor, b: torch.Tensor, edge_path: torch.Tensor, n_paths: int) -> torch.Tensor:

@@ -143,6 +143,8 @@ def test_pixel_footprint_coverage_is_the_exact_area() -> None:
     truth = ((grid @ normal.T) <= x).float().mean(0)  # (N,) fraction of the pixel on the inner side
     slant = (normal[:, 0] * normal[:, 1]).abs()
     torch.testing.assert_close(footprint_cdf(x, slant), truth, atol=4e-3, rtol=0)
+    x64 = x.double().requires_grad_(True)  # its hand-written derivative agrees with finite differences
+    assert torch.autograd.gradcheck(lambda x: footprint_cdf(x, slant.double()), (x64,))
 
 
 def test_tile_distance_backward_passes_gradcheck() -> None:
