@@ -47,13 +47,14 @@ class LineSketchDrawer(StrokeDrawer):
         """Strokes that start on the image's dark pixels (drawn from a generator seeded by the image), on
         paper of the mean colour of its lightest quarter."""
         img = img.detach().float().cpu().clamp(0, 1)[0]  # (3, h, w)
+        generator = image_generator(img)
         grey = img.mean(0)  # (h, w)
         pick = torch.multinomial(((1 - grey) ** 2).flatten() + 1e-6, self.strokes, replacement=True,
-                                 generator=image_generator(img))  # (P,)
+                                 generator=generator)  # (P,) start pixels, mostly dark ones
         h, w = grey.shape
         start = torch.stack([(pick % w + 0.5) / w, (pick // w + 0.5) / h], dim=1)
         light = grey.flatten().topk(max(1, grey.numel() // 4)).indices
-        self._strokes_from(start, image_generator(img), img.flatten(1)[:, light].mean(1))
+        self._strokes_from(start, generator, img.flatten(1)[:, light].mean(1))
 
     def _strokes_from(self, start: torch.Tensor, generator: torch.Generator, paper: torch.Tensor) -> None:
         """Walks of ``stroke_length`` cubics from ``start`` (P, 2), steps ±1/(2(n+2)) (aspect-corrected)."""

@@ -95,6 +95,8 @@ def rasterize(paths: Paths, width: int, height: int, background: torch.Tensor, *
     if paths.ctrl.ndim != 3 or paths.ctrl.shape[1:] != (4, 2) or len(paths.seg_path) != len(paths.ctrl):
         raise PixgenError("rasterize: ctrl must be (M, 4, 2) with one seg_path entry per segment; "
                           f"got {tuple(paths.ctrl.shape)} and {tuple(paths.seg_path.shape)}")
+    if paths.n_paths == 0:
+        return background.reshape(1, 3, -1, 1).expand(1, 3, height, width) if background.numel() == 3 else background
     nx, ny = math.ceil(width / tile), math.ceil(height / tile)
     a, b, edge_path = _edges(paths, tolerance)  # (E, 2), (E, 2), (E,)
     plan = make_plan(paths, a.detach(), b.detach(), edge_path, tile, nx, ny)

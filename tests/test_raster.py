@@ -171,6 +171,9 @@ def test_background_image_and_strokes_off_canvas() -> None:
     bg = torch.rand(1, 3, 30, 40, generator=torch.Generator().manual_seed(0))
     far = Paths(torch.full((1, 4, 2), -100.0), torch.tensor([0]), torch.tensor([3.0]), torch.ones(1, 4))
     assert torch.equal(rasterize(far, 40, 30, bg), bg)
+    none = Paths(torch.zeros(0, 4, 2), torch.zeros(0, dtype=torch.long), torch.zeros(0), torch.zeros(0, 4))
+    assert torch.equal(rasterize(none, 40, 30, bg), bg)
+    assert torch.equal(rasterize(none, 40, 30, torch.ones(3)), torch.ones(1, 3, 30, 40))
     with pytest.raises(PixgenError, match="background"):
         rasterize(far, 40, 30, torch.rand(1, 3, 10, 10))
     with pytest.raises(PixgenError, match="ctrl"):
