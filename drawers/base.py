@@ -7,8 +7,9 @@ the engine compares them with the requested size and tells the user. Constructor
 model files, bad options) with a ``PixgenError``, before any work is done.
 The engine then calls, in order:
 
-1. ``init_from_noise(kind, generator)`` or ``init_from_image(img)`` -- create the parameters;
-2. ``.to(device)``, ``param_groups(lr)`` -- the optimizer is built from these groups;
+1. ``.to(device)``, then ``init_from_noise(kind, generator)`` or ``init_from_image(img)`` -- set the parameters
+   (the generator is a CPU ``torch.Generator``; all randomness must come from it);
+2. ``param_groups(lr)`` -- the optimizer is built from these groups;
 3. every step: ``render()`` -> (1, 3, H, W) in [0, 1], differentiable; after ``optimizer.step()``:
    ``project_()`` (clamps, codebook range);
 4. ``extra_outputs()`` when saving (e.g. ``{"output.svg": "<svg ...>"}``).

@@ -24,7 +24,7 @@ class PixelDrawer(Drawer):
     def __init__(self, width: int, height: int, *, shape: str = "rect", pixel_size: int | None = None,
                  cells: str | None = None) -> None:
         super().__init__(width, height, shape=shape, pixel_size=pixel_size, cells=cells)
-        self.cols, self.rows = grid_size(width, height, pixel_size, cells)
+        self.cols, self.rows = grid_size(width, height, pixel_size, cells, shape)
         index, weight, n_cells = cell_map(shape, width, height, self.cols, self.rows)
         self.register_buffer("index", index, persistent=False)  # (K, H, W)
         self.register_buffer("weight", weight, persistent=False)  # (K, H, W)
@@ -52,9 +52,14 @@ class PixelDrawer(Drawer):
         self.colors.clamp_(0, 1)
 
 
-def grid_size(width: int, height: int, pixel_size: int | None, cells: str | None) -> tuple[int, int]:
-    """(cols, rows): from ``cells``, else from ``pixel_size``, else pixray's 80 cells on the long side of a wide
-    image (40 for square and portrait ones)."""
+# pixray's grid adjustments that keep these cells roughly regular when the grid is derived from the size
+_SHAPE_STRETCH = {"hex": (1.0, 1.414), "tri": (1.414, 1.0), "diamond": (1.0, 2.0)}
+
+
+def grid_size(width: int, height: int, pixel_size: int | None, cells: str | None,
+              shape: str = "rect") -> tuple[int, int]:
+    """(cols, rows): from ``cells`` as given, else from ``pixel_size`` or pixray's 80 cells on the long side of a
+    wide image (40 for square and portrait ones), stretched for hex/tri/diamond cells as pixray does."""
     if cells is not None:
         try:
             cols, rows = (int(v) for v in cells.lower().split("x"))
@@ -67,7 +72,10 @@ def grid_size(width: int, height: int, pixel_size: int | None, cells: str | None
     else:
         long_cells = 80 if width > 1.2 * height else 40
         scale = long_cells / max(width, height)
-        cols, rows = min(width, max(1, round(width * scale))), min(height, max(1, round(height * scale)))
+        cols, rows = max(1, round(width * scale)), max(1, round(height * scale))
+    if cells is None:
+        stretch_x, stretch_y = _SHAPE_STRETCH.get(shape, (1.0, 1.0))
+        cols, rows = min(width, round(cols * stretch_x)), min(height, round(rows * stretch_y))
     if not (0 < cols <= width and 0 < rows <= height):
         raise PixgenError(f"a {cols}x{rows} grid does not fit a {width}x{height} image; use fewer cells")
     return cols, rows

@@ -29,7 +29,7 @@ class StepResult:
     iteration: int  # 1-based count of completed steps
     loss: float
     terms: dict[str, float]
-    lr: float
+    lr: float  # the run's learning rate after the schedule (groups may scale it, e.g. vector widths)
 
 
 @dataclass
@@ -64,10 +64,10 @@ class Run:
         sizes = sorted({perceptor.input_size for perceptor, _ in self.perceptors.values()})
         self.cutouts = {s: Cutouts(s, self.config.cutn, noise=self.config.cut_noise, augment=self.config.augment)
                         for s in sizes}
-        lr = self.config.lr if self.config.lr is not None else type(self.drawer).default_lr
-        self.optimizer = torch.optim.Adam(self.drawer.param_groups(lr))
+        self.lr = self.config.lr if self.config.lr is not None else type(self.drawer).default_lr
+        self.optimizer = torch.optim.Adam(self.drawer.param_groups(self.lr))
         self.base_lrs = [group["lr"] for group in self.optimizer.param_groups]
-        self.iteration, self.history = 0, []
+        self.iteration, self.history, self.lr_factor = 0, [], 1.0
 
     @property
     def size(self) -> tuple[int, int]:
@@ -91,7 +91,7 @@ class Run:
             self.drawer.project_()
         self.iteration += 1
         self._schedule_lr()
-        result = StepResult(self.iteration, sum(totals.values()), totals, self.optimizer.param_groups[0]["lr"])
+        result = StepResult(self.iteration, sum(totals.values()), totals, self.lr * self.lr_factor)
         self.history.append(result.loss)
         for callback in self.callbacks:
             callback.on_step(self, result)
@@ -137,8 +137,9 @@ class Run:
     def _schedule_lr(self) -> None:
         """Pixray's drops: the learning rate falls 10x at each ``lr_drops`` percentage of the run."""
         done = sum(self.iteration >= int(p / 100 * (self.config.iterations - 1)) for p in self.config.lr_drops)
+        self.lr_factor = 0.1**done
         for group, base in zip(self.optimizer.param_groups, self.base_lrs, strict=True):
-            group["lr"] = base * 0.1**done
+            group["lr"] = base * self.lr_factor
 
     @contextlib.contextmanager
     def _rng(self) -> Iterator[None]:
