@@ -56,3 +56,26 @@ def quick(clip_spec: str) -> dict:
     """Settings for a fast CPU run with the tiny CLIP."""
     return {"prompt": "a red circle", "clip": [clip_spec], "size": "48x32", "iterations": 6, "cutn": 4,
             "seed": 1, "device": "cpu", "save_every": 2}
+
+
+@pytest.fixture
+def one_thread():
+    """Many small tensor ops (rasterizers, cell maps): one intra-op thread is faster on a small, shared CPU."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def fit_to_target(drawer, target: torch.Tensor, steps: int, lr: float) -> list[float]:
+    """Adam on the MSE between the drawer's render and ``target``, with ``project_`` after each step."""
+    optimizer = torch.optim.Adam(drawer.param_groups(lr))
+    losses = []
+    for _ in range(steps):
+        optimizer.zero_grad()
+        loss = ((drawer.render() - target) ** 2).mean()
+        loss.backward()
+        optimizer.step()
+        drawer.project_()
+        losses.append(loss.item())
+    return losses

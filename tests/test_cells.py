@@ -4,18 +4,12 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import fit_to_target
 
 from pixgen.drawers.cells import CELL_SHAPES, cell_map
 from pixgen.errors import PixgenError
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Many small tensor ops: one intra-op thread is faster, and much faster on a shared, busy CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 W, H, COLS, ROWS = 150, 112, 9, 7
@@ -84,13 +78,5 @@ def test_pixel_drawer_with_each_shape_renders_and_learns(shape: str) -> None:
     drawer.init_from_noise("snow", torch.Generator().manual_seed(0))
     target = torch.zeros(1, 3, 45, 60)
     target[:, 1] = 1.0
-    optimizer = torch.optim.Adam(drawer.param_groups(0.1))
-    losses = []
-    for _ in range(5):
-        optimizer.zero_grad()
-        loss = ((drawer.render() - target) ** 2).mean()
-        loss.backward()
-        optimizer.step()
-        drawer.project_()
-        losses.append(loss.item())
+    losses = fit_to_target(drawer, target, steps=5, lr=0.1)
     assert torch.isfinite(drawer.colors.grad).all() and losses[-1] < 0.8 * losses[0]

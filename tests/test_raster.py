@@ -22,14 +22,7 @@ from pixgen.errors import PixgenError
 from pixgen.raster import Paths, rasterize, stroke_coverage
 from pixgen.svg import paths_to_svg
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Many small tensor ops: one intra-op thread is faster, and much faster on a shared, busy CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @dataclass

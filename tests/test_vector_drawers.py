@@ -7,19 +7,13 @@ import io
 import numpy as np
 import pytest
 import torch
+from conftest import fit_to_target
 
 from pixgen.drawers.line_sketch import PAPER, LineSketchDrawer
 from pixgen.drawers.vector import StrokeDrawer, VectorDrawer
 from pixgen.errors import PixgenError
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Many small tensor ops: one intra-op thread is faster, and much faster on a shared, busy CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 W, H = 64, 48
@@ -117,15 +111,7 @@ def test_loss_falls_on_cpu_against_a_target_image(cls, options) -> None:
     drawer = make(cls, **options)
     target = torch.zeros(1, 3, H, W)
     target[:, :, :, : W // 2] = 1.0  # white left half, black right half
-    optimizer = torch.optim.Adam(drawer.param_groups(drawer.default_lr * 5))
-    losses = []
-    for _ in range(15):
-        optimizer.zero_grad()
-        loss = ((drawer.render() - target) ** 2).mean()
-        loss.backward()
-        optimizer.step()
-        drawer.project_()
-        losses.append(loss.item())
+    losses = fit_to_target(drawer, target, steps=15, lr=drawer.default_lr * 5)
     assert losses[-1] < 0.9 * losses[0], losses
 
 
