@@ -1,0 +1,62 @@
+"""Where the built-in shapes models live, and their registration with open_clip (all offline)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pixgen.errors import PixgenError
+
+CLIP_NAME = "shapes_clip"
+
+
+def assets_dir() -> Path:
+    """The package's ``assets`` folder (package data)."""
+    return Path(__file__).resolve().parent.parent / "assets"
+
+
+def clip_config_path() -> Path:
+    """The open_clip model config of the shapes CLIP (``shapes_clip.json``)."""
+    return assets_dir() / f"{CLIP_NAME}.json"
+
+
+def clip_weights_path() -> Path:
+    """The shapes CLIP weights: an fp16 safetensors state dict that ``open_clip.create_model`` loads."""
+    return _existing(assets_dir() / f"{CLIP_NAME}.safetensors", "scripts/train_shapes_clip.py")
+
+
+def register_clip() -> str:
+    """Add the shapes CLIP config to open_clip's model list (idempotent); returns the model name."""
+    import open_clip
+
+    if CLIP_NAME not in open_clip.list_models():
+        open_clip.add_model_config(clip_config_path())
+    return CLIP_NAME
+
+
+def clip_model_name() -> str:
+    """The open_clip model name of the shapes CLIP, registered with open_clip on first use."""
+    return register_clip()
+
+
+def load_clip(device: Any = "cpu") -> Any:
+    """The shapes CLIP through open_clip's own path: ``create_model(name, pretrained=weights)``, eval mode."""
+    import open_clip
+
+    model = open_clip.create_model(register_clip(), pretrained=str(clip_weights_path()), device=device)
+    return model.eval()
+
+
+def vqgan_paths() -> tuple[Path, Path]:
+    """``(yaml, ckpt)`` of the shapes VQGAN, in taming's layout."""
+    return (
+        _existing(assets_dir() / "shapes_vqgan.yaml", "scripts/train_shapes_vqgan.py"),
+        _existing(assets_dir() / "shapes_vqgan.ckpt", "scripts/train_shapes_vqgan.py"),
+    )
+
+
+def _existing(path: Path, script: str) -> Path:
+    if not path.is_file():
+        raise PixgenError(f"the built-in shapes model file {path} is missing; reinstall pixgen, or rebuild it "
+                          f"with 'python {script} --out {path.parent}'")
+    return path
