@@ -7,7 +7,6 @@ and device), so checkpoints of this drawer hold only ``z``.
 
 from __future__ import annotations
 
-import logging
 import weakref
 from pathlib import Path
 
@@ -18,8 +17,6 @@ from torch import nn
 from pixgen.drawers.base import Drawer
 from pixgen.errors import PixgenError
 from pixgen.taming_loader import VqganModel, load_vqgan, read_config
-
-log = logging.getLogger("pixgen")
 
 
 class _ClampWithGrad(torch.autograd.Function):
@@ -77,9 +74,7 @@ class VqganDrawer(Drawer):
             raise PixgenError(f"size {width}x{height} is smaller than the VQGAN's downsampling factor {factor}; "
                               f"use at least {factor}x{factor}")
         self.width, self.height = width // factor * factor, height // factor * factor
-        if (self.width, self.height) != (width, height):
-            log.info("VQGAN: size %dx%d trimmed to %dx%d (a multiple of %d)", width, height, self.width,
-                     self.height, factor)
+        self.factor = factor  # the engine reports the trimming (``size_note``)
         self.vqgan()  # load (or fetch from the process cache) now: a bad checkpoint fails here
         self.z = nn.Parameter(torch.zeros(1, config.embed_dim, self.height // factor, self.width // factor))
 

@@ -56,8 +56,9 @@ def build_drawer(config: RunConfig, device: torch.device) -> Any:
     width, height = config.dimensions()
     drawer = cls(width, height, **options)
     if (drawer.width, drawer.height) != (width, height):
-        log.warning("Size %dx%d trimmed to %dx%d (the %s drawer needs it)", width, height, drawer.width,
-                    drawer.height, spec.name)
+        reason = f"a multiple of {drawer.factor}" if getattr(drawer, "factor", None) else "its grid"
+        log.warning("Size %dx%d trimmed to %dx%d (the %s drawer needs %s)", width, height, drawer.width,
+                    drawer.height, spec.name, reason)
     kinds = (*NOISE_KINDS, *cls.extra_init_noise)
     if config.init_noise not in kinds:
         raise PixgenError(f"unknown init noise {config.init_noise!r} for the {spec.name} drawer; "
