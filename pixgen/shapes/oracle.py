@@ -6,9 +6,11 @@ speckle and anti-aliasing seams, and then, with every threshold fixed here:
 
 - background: the most frequent colour; it must cover at least ``MIN_BACKGROUND`` of the image, be the
   caption's background colour when one is named, and never be a shape's colour;
-- each shape: the pixels of its colour cover at least ``MIN_COVERAGE`` and span at least ``MIN_EXTENT``;
-  the shape is read from the fill ratio of its robust bounding box (``FILL_RANGES``: circle ~0.785,
-  square ~1, triangle ~0.5) and the box's aspect ratio must stay within ``MAX_ASPECT``;
+- each shape: the pixels of its colour (thin seams removed by ``clean_mask``) cover at least
+  ``MIN_COVERAGE`` and span at least ``MIN_EXTENT``; its box's aspect ratio stays within ``MAX_ASPECT``;
+  the shape is the ideal circle / square / up-pointing triangle inscribed in the box that overlaps the mask
+  best, with IoU at least ``MIN_SHAPE_IOU`` (more robust than the box fill ratio alone: circle ~0.785,
+  square ~1, triangle ~0.5, which is reported as ``fill``);
 - size, position and relation use the world's thresholds (``pixgen.shapes.world``) on the measured extent
   (largest side of the box) and the area centroid;
 - clutter: pixels that are neither the background nor a named shape's colour (off-palette included)

@@ -1,0 +1,173 @@
+"""Train the built-in shapes CLIP from scratch on procedurally drawn scenes (CPU, reproducible from --seed).
+
+    python scripts/train_shapes_clip.py --seed 0 --steps 1500 --minutes 27 --threads 1 --out pixgen/assets
+
+Contrastive training with soft targets: in a batch of (image, caption) pairs, caption j counts as true for
+image i whenever it describes image i's scene, so the image->text target is uniform over all true captions
+(and symmetrically text->image). Half of each batch are one-attribute variants of the other half (hard
+negatives). Images go through the same kind of cutouts generation uses. At the end it prints held-out
+retrieval accuracies and writes ``shapes_clip.safetensors`` (fp16) next to the model config.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shutil
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from pixgen.shapes.models import clip_config_path, register_clip
+from pixgen.shapes.render import random_batch
+from pixgen.shapes.views import TrainViews
+from pixgen.shapes.world import describes, spec_caption
+
+RENDER_SIZE = 128
+
+
+def parse_args() -> argparse.Namespace:
+    """Command-line options."""
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--steps", type=int, default=1500, help="optimizer steps (the lr schedule's length)")
+    p.add_argument("--minutes", type=float, default=28.0,
+                   help="stop after this many minutes; the lr schedule then follows time (0: no limit)")
+    p.add_argument("--batch", type=int, default=128)
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--eval-size", type=int, default=512)
+    p.add_argument("--out", type=Path, default=clip_config_path().parent)
+    return p.parse_args()
+
+
+def soft_targets(scenes: list, specs: list) -> torch.Tensor:
+    """(B, B): 1 where caption j describes scene i."""
+    return torch.tensor([[float(describes(sp, sc)) for sp in specs] for sc in scenes])
+
+
+def soft_clip_loss(img: torch.Tensor, txt: torch.Tensor, scale: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Symmetric cross-entropy against row- and column-normalised soft targets; img, txt (B, D) unit."""
+    logits = scale * img @ txt.T  # (B, B)
+    i2t = -(target / target.sum(1, keepdim=True) * F.log_softmax(logits, 1)).sum(1).mean()
+    t2i = -(target / target.sum(0, keepdim=True) * F.log_softmax(logits, 0)).sum(0).mean()
+    return (i2t + t2i) / 2
+
+
+def encode(model, tokenizer, images: torch.Tensor, captions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Unit image and text embeddings; images (B, 3, 64, 64) in [0, 1] normalised like the perceptor does."""
+    import open_clip
+
+    mean = torch.tensor(open_clip.OPENAI_DATASET_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(open_clip.OPENAI_DATASET_STD).view(1, 3, 1, 1)
+    img = F.normalize(model.encode_image((images - mean) / std), dim=-1)
+    txt = F.normalize(model.encode_text(tokenizer(captions)), dim=-1)
+    return img, txt
+
+
+def progress(step: int, steps: int, start: float, minutes: float) -> float:
+    """Schedule position in [0, 1]: by steps (reproducible), or by time if the time budget runs out first."""
+    return min(1.0, max(step / steps, (time.time() - start) / (minutes * 60) if minutes > 0 else 0.0))
+
+
+def lr_at(t: float, base: float, warmup: float = 0.05) -> float:
+    """Linear warm-up over the first 5% of the run, then cosine decay to 5% of ``base``."""
+    if t < warmup:
+        return base * (t + 1e-3) / warmup
+    t = (t - warmup) / (1 - warmup)
+    return base * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * t)))
+
+
+def train(args: argparse.Namespace):
+    """Run the training loop; returns (model, tokenizer, steps done)."""
+    import open_clip
+
+    name = register_clip()
+    model = open_clip.create_model(name)
+    tokenizer = open_clip.get_tokenizer(name)
+    decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "embedding" not in n]
+    rest = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "embedding" not in n)]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.05}, {"params": rest, "weight_decay": 0.0}],
+                            lr=args.lr, betas=(0.9, 0.98))
+    views = TrainViews(64)
+    gen = torch.Generator().manual_seed(args.seed)
+    start, step = time.time(), 0
+    bar = tqdm(range(args.steps), desc="shapes CLIP", unit="step")
+    for step in bar:
+        if args.minutes > 0 and time.time() - start > args.minutes * 60:
+            bar.write(f"time budget reached after {step} steps")
+            break
+        for group in opt.param_groups:
+            group["lr"] = lr_at(progress(step, args.steps, start, args.minutes), args.lr)
+        images, scenes, specs = random_batch(args.batch, RENDER_SIZE, gen)
+        with torch.no_grad():
+            batch = views(images)
+        img, txt = encode(model, tokenizer, batch, [spec_caption(s) for s in specs])
+        loss = soft_clip_loss(img, txt, model.logit_scale.exp().clamp(max=100), soft_targets(scenes, specs))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        bar.set_postfix(loss=f"{loss.item():.3f}", scale=f"{model.logit_scale.exp().item():.1f}")
+    else:
+        step = args.steps
+    return model.eval(), tokenizer, step
+
+
+@torch.no_grad()
+def evaluate(model, tokenizer, seed: int, n: int) -> dict[str, float]:
+    """Held-out retrieval: top-1 image->caption and caption->image among ``n`` pairs (a hit is any true
+    pair), clean and through the training views, and accuracy against one-attribute hard negatives."""
+    gen = torch.Generator().manual_seed(seed + 10_000)
+    torch.manual_seed(seed + 10_000)
+    images, scenes, specs = random_batch(n, RENDER_SIZE, gen)
+    target = soft_targets(scenes, specs)
+    small = F.interpolate(images, size=(64, 64), mode="bilinear", antialias=True)
+    out = {}
+    for kind, batch in (("clean", small), ("augmented", TrainViews(64)(images))):
+        img, txt = encode(model, tokenizer, batch, [spec_caption(s) for s in specs])
+        sim = img @ txt.T  # (n, n)
+        out[f"i2t_top1_{kind}"] = target[torch.arange(n), sim.argmax(1)].mean().item()
+        out[f"t2i_top1_{kind}"] = target[sim.argmax(0), torch.arange(n)].mean().item()
+        hard = [(i, i + 1) for i in range(0, n - 1, 2) if target[i, i + 1] == 0]
+        out[f"hard_negative_{kind}"] = sum(float(sim[i, i] > sim[i, j]) for i, j in hard) / max(1, len(hard))
+    return out
+
+
+def save(model, out: Path, meta: dict) -> Path:
+    """Write the fp16 state dict (and the model config, if ``out`` is not the assets folder)."""
+    from safetensors.torch import save_file
+
+    out.mkdir(parents=True, exist_ok=True)
+    if (out / clip_config_path().name).resolve() != clip_config_path().resolve():
+        shutil.copy(clip_config_path(), out / clip_config_path().name)
+    state = {k: v.detach().half().contiguous() for k, v in model.state_dict().items()}
+    path = out / "shapes_clip.safetensors"
+    save_file(state, str(path), metadata={k: str(v) for k, v in meta.items()})
+    return path
+
+
+def main() -> None:
+    """Train, evaluate on held-out scenes, save, and check that open_clip loads the file."""
+    import open_clip
+
+    args = parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    t0 = time.time()
+    model, tokenizer, steps = train(args)
+    report = evaluate(model, tokenizer, args.seed, args.eval_size)
+    minutes = (time.time() - t0) / 60
+    path = save(model, args.out, {"seed": args.seed, "steps": steps, "batch": args.batch, "lr": args.lr, **report})
+    loaded = open_clip.create_model(register_clip(), pretrained=str(path)).eval()
+    again = evaluate(loaded, tokenizer, args.seed, args.eval_size)
+    print(json.dumps({"steps": steps, "minutes": round(minutes, 1), "held_out": report,
+                      "held_out_after_fp16_reload": again, "file": str(path),
+                      "megabytes": round(path.stat().st_size / 2**20, 2)}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
