@@ -41,6 +41,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--eval-size", type=int, default=512)
+    p.add_argument("--zoom-fraction", type=float, default=0.5, help="share of zoom cuts among training views")
+    p.add_argument("--clean-fraction", type=float, default=0.15, help="share of plain whole-image views")
     p.add_argument("--out", type=Path, default=clip_config_path().parent)
     return p.parse_args()
 
@@ -93,7 +95,7 @@ def train(args: argparse.Namespace):
     rest = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "embedding" not in n)]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.05}, {"params": rest, "weight_decay": 0.0}],
                             lr=args.lr, betas=(0.9, 0.98))
-    views = TrainViews(64)
+    views = TrainViews(64, zoom_fraction=args.zoom_fraction, clean_fraction=args.clean_fraction)
     gen = torch.Generator().manual_seed(args.seed)
     start, step = time.time(), 0
     bar = tqdm(range(args.steps), desc="shapes CLIP", unit="step")
@@ -161,7 +163,8 @@ def main() -> None:
     model, tokenizer, steps = train(args)
     report = evaluate(model, tokenizer, args.seed, args.eval_size)
     minutes = (time.time() - t0) / 60
-    path = save(model, args.out, {"seed": args.seed, "steps": steps, "batch": args.batch, "lr": args.lr, **report})
+    path = save(model, args.out, {"seed": args.seed, "steps": steps, "batch": args.batch, "lr": args.lr,
+                                  "zoom_fraction": args.zoom_fraction, "clean_fraction": args.clean_fraction, **report})
     loaded = open_clip.create_model(register_clip(), pretrained=str(path)).eval()
     again = evaluate(loaded, tokenizer, args.seed, args.eval_size)
     print(json.dumps({"steps": steps, "minutes": round(minutes, 1), "held_out": report,
