@@ -112,6 +112,7 @@ def _setup_logging() -> None:
     if not any(isinstance(h, _EchoHandler) for h in logger.handlers):
         logger.addHandler(_EchoHandler())
         logger.setLevel(logging.INFO)
+        logger.propagate = False  # a library's root-logger basicConfig would print every line twice
 
 
 class _errors:
