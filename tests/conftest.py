@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import pytest
@@ -49,6 +50,7 @@ def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PIXGEN_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("PIXGEN_OFFLINE", "1")
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(logging.getLogger("pixgen"), "propagate", True)  # the CLI turns it off; caplog needs it
 
 
 @pytest.fixture
