@@ -37,12 +37,7 @@ class Cutouts:
         self.n_zoom = int(round(zoom_fraction * cutn)) if augment else cutn
         size = (cut_size, cut_size)
         if augment:
-            self.zoom = K.AugmentationSequential(
-                K.RandomResizedCrop(size, scale=(0.25, 0.95), ratio=(0.85, 1.2), cropping_mode="resample"),
-                K.RandomPerspective(0.4, p=0.7))
-            self.wide = K.AugmentationSequential(
-                K.RandomAffine(degrees=0, translate=(0.05, 0.05), scale=(0.9, 1.0), p=1.0),
-                K.RandomPerspective(0.2, p=0.7))
+            self.zoom, self.wide = zoom_pipeline(cut_size), wide_pipeline()
             self.color = K.AugmentationSequential(K.ColorJitter(hue=0.1, saturation=0.1, p=0.8))
         else:
             self.zoom = K.AugmentationSequential(
@@ -87,6 +82,25 @@ class Cutouts:
         if params.color is not None:
             rgb = self.color(rgb.clamp(0, 1), params=params.color)
         return rgb + params.noise
+
+
+def zoom_pipeline(cut_size: int):
+    """Zoom cuts: a random resized crop (scale 0.25-0.95) to ``cut_size``, then a random perspective (0.4)."""
+    import kornia.augmentation as K
+
+    size = (cut_size, cut_size)
+    return K.AugmentationSequential(
+        K.RandomResizedCrop(size, scale=(0.25, 0.95), ratio=(0.85, 1.2), cropping_mode="resample"),
+        K.RandomPerspective(0.4, p=0.7))
+
+
+def wide_pipeline():
+    """Wide cuts of a letterboxed square: a small shift and zoom-out, then a gentle perspective (0.2)."""
+    import kornia.augmentation as K
+
+    return K.AugmentationSequential(
+        K.RandomAffine(degrees=0, translate=(0.05, 0.05), scale=(0.9, 1.0), p=1.0),
+        K.RandomPerspective(0.2, p=0.7))
 
 
 def _letterbox(rgba: torch.Tensor, size: int) -> torch.Tensor:

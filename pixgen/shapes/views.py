@@ -13,6 +13,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from pixgen.augment import wide_pipeline, zoom_pipeline
+
 
 class TrainViews:
     """One augmented ``size`` x ``size`` view per image of a (B, 3, H, W) batch; kornia's random state."""
@@ -23,13 +25,7 @@ class TrainViews:
 
         self.size, self.noise, self.blur_p, self.wash_p = size, noise, blur_p, wash_p
         self.zoom_fraction, self.clean_fraction = zoom_fraction, clean_fraction
-        cut = (size, size)
-        self.zoom = K.AugmentationSequential(
-            K.RandomResizedCrop(cut, scale=(0.25, 0.95), ratio=(0.85, 1.2), cropping_mode="resample"),
-            K.RandomPerspective(0.4, p=0.7))
-        self.wide = K.AugmentationSequential(
-            K.RandomAffine(degrees=0, translate=(0.05, 0.05), scale=(0.9, 1.0), p=1.0),
-            K.RandomPerspective(0.2, p=0.7))
+        self.zoom, self.wide = zoom_pipeline(size), wide_pipeline()  # the same stacks as generation's cutouts
         self.color = K.ColorJitter(hue=0.04, saturation=0.1, p=0.8)  # smaller hue: red vs orange
         self.blur = K.RandomGaussianBlur((5, 5), (0.3, 1.5), p=1.0)
 
