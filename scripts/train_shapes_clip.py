@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from pixgen.shapes.models import clip_config_path, register_clip
-from pixgen.shapes.render import random_batch
+from pixgen.shapes.render import random_batch, render_scenes
 from pixgen.shapes.views import TrainViews
 from pixgen.shapes.world import describes, spec_caption
 
@@ -41,10 +41,26 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--eval-size", type=int, default=512)
+    p.add_argument("--clutter", type=int, default=0, help="uncaptioned same-colour pairs per batch (negatives)")
     p.add_argument("--zoom-fraction", type=float, default=0.5, help="share of zoom cuts among training views")
     p.add_argument("--clean-fraction", type=float, default=0.15, help="share of plain whole-image views")
     p.add_argument("--out", type=Path, default=clip_config_path().parent)
     return p.parse_args()
+
+
+def clutter_scenes(n: int, gen: torch.Generator) -> list:
+    """``n`` scenes that no caption describes: two shapes of the same colour (so "a red circle" learns
+    that two red blobs are not one red circle)."""
+    from pixgen.shapes.sample import rng_from, sample_scene
+    from pixgen.shapes.world import COLOURS, RELATIONS, SHAPES, ObjectSpec, Spec
+
+    rng = rng_from(gen)
+    scenes = []
+    for _ in range(n):
+        colour = rng.choice(COLOURS)
+        objects = (ObjectSpec(colour, rng.choice(SHAPES)), ObjectSpec(colour, rng.choice(SHAPES)))
+        scenes.append(sample_scene(Spec(objects, rng.choice(RELATIONS)), rng))
+    return scenes
 
 
 def soft_targets(scenes: list, specs: list) -> torch.Tensor:
@@ -53,9 +69,11 @@ def soft_targets(scenes: list, specs: list) -> torch.Tensor:
 
 
 def soft_clip_loss(img: torch.Tensor, txt: torch.Tensor, scale: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Symmetric cross-entropy against row- and column-normalised soft targets; img, txt (B, D) unit."""
-    logits = scale * img @ txt.T  # (B, B)
-    i2t = -(target / target.sum(1, keepdim=True) * F.log_softmax(logits, 1)).sum(1).mean()
+    """Symmetric cross-entropy against row- and column-normalised soft targets; img (N, D), txt (B, D) unit.
+    Images no caption describes (all-zero rows) only serve as negatives in the caption->image direction."""
+    logits = scale * img @ txt.T  # (N, B)
+    rows = target.sum(1) > 0
+    i2t = -(target[rows] / target[rows].sum(1, keepdim=True) * F.log_softmax(logits[rows], 1)).sum(1).mean()
     t2i = -(target / target.sum(0, keepdim=True) * F.log_softmax(logits, 0)).sum(0).mean()
     return (i2t + t2i) / 2
 
@@ -105,7 +123,9 @@ def train(args: argparse.Namespace):
             break
         for group in opt.param_groups:
             group["lr"] = lr_at(progress(step, args.steps, start, args.minutes), args.lr)
-        images, scenes, specs = random_batch(args.batch, RENDER_SIZE, gen)
+        images, scenes, specs = random_batch(args.batch - args.clutter, RENDER_SIZE, gen)
+        extra = clutter_scenes(args.clutter, gen)
+        scenes, images = scenes + extra, torch.cat([images, render_scenes(extra, RENDER_SIZE)])
         with torch.no_grad():
             batch = views(images)
         img, txt = encode(model, tokenizer, batch, [spec_caption(s) for s in specs])
@@ -163,8 +183,8 @@ def main() -> None:
     model, tokenizer, steps = train(args)
     report = evaluate(model, tokenizer, args.seed, args.eval_size)
     minutes = (time.time() - t0) / 60
-    path = save(model, args.out, {"seed": args.seed, "steps": steps, "batch": args.batch, "lr": args.lr,
-                                  "zoom_fraction": args.zoom_fraction, "clean_fraction": args.clean_fraction, **report})
+    options = {k: getattr(args, k) for k in ("seed", "batch", "lr", "clutter", "zoom_fraction", "clean_fraction")}
+    path = save(model, args.out, {**options, "steps": steps, **report})
     loaded = open_clip.create_model(register_clip(), pretrained=str(path)).eval()
     again = evaluate(loaded, tokenizer, args.seed, args.eval_size)
     print(json.dumps({"steps": steps, "minutes": round(minutes, 1), "held_out": report,
