@@ -22,7 +22,7 @@ QUALITY: dict[str, dict[str, Any]] = {
 ASPECT_BASE = {"widescreen": (192, 108), "square": (144, 144), "portrait": (128, 160)}
 
 PRESETS: dict[str, dict[str, Any]] = {
-    "shapes": {"clip": ["shapes"], "drawer": "vqgan:shapes", "size": "128x128", "iterations": 100, "cutn": 16},
+    "shapes": {"clip": ["shapes"], "drawer": "vqgan:shapes", "size": "64x64", "iterations": 150, "cutn": 16, "lr": 0.5},
 }
 
 
