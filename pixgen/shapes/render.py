@@ -52,6 +52,8 @@ def _sdf(shape: torch.Tensor, dx: torch.Tensor, dy: torch.Tensor, r: torch.Tenso
 
 def render_scenes(scenes: list[Scene], size: int = 64, device: torch.device | str | None = None) -> torch.Tensor:
     """Render scenes to a (B, 3, size, size) float tensor in [0, 1], edges anti-aliased over one pixel."""
+    if not scenes:
+        return torch.zeros(0, 3, size, size, device=device)
     p = _pack(scenes, device)
     coords = (torch.arange(size, dtype=torch.float32, device=device) + 0.5) / size  # (S,)
     ys, xs = coords.view(1, 1, size, 1), coords.view(1, 1, 1, size)
