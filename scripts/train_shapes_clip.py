@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import shutil
 import time
 from pathlib import Path
@@ -24,6 +23,7 @@ from tqdm import tqdm
 
 from pixgen.shapes.models import clip_config_path, register_clip
 from pixgen.shapes.render import random_batch, render_scenes
+from pixgen.shapes.training import base_parser, lr_at, progress
 from pixgen.shapes.views import TrainViews
 from pixgen.shapes.world import describes, spec_caption
 
@@ -32,19 +32,11 @@ RENDER_SIZE = 128
 
 def parse_args() -> argparse.Namespace:
     """Command-line options."""
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--steps", type=int, default=1500, help="optimizer steps (the lr schedule's length)")
-    p.add_argument("--minutes", type=float, default=28.0,
-                   help="stop after this many minutes; the lr schedule then follows time (0: no limit)")
-    p.add_argument("--batch", type=int, default=128)
-    p.add_argument("--lr", type=float, default=2e-3)
-    p.add_argument("--threads", type=int, default=1)
+    p = base_parser(__doc__, steps=1500, batch=128, lr=2e-3, out=clip_config_path().parent)
     p.add_argument("--eval-size", type=int, default=512)
     p.add_argument("--clutter", type=int, default=0, help="uncaptioned same-colour pairs per batch (negatives)")
     p.add_argument("--zoom-fraction", type=float, default=0.5, help="share of zoom cuts among training views")
     p.add_argument("--clean-fraction", type=float, default=0.15, help="share of plain whole-image views")
-    p.add_argument("--out", type=Path, default=clip_config_path().parent)
     return p.parse_args()
 
 
@@ -87,19 +79,6 @@ def encode(model, tokenizer, images: torch.Tensor, captions: list[str]) -> tuple
     img = F.normalize(model.encode_image((images - mean) / std), dim=-1)
     txt = F.normalize(model.encode_text(tokenizer(captions)), dim=-1)
     return img, txt
-
-
-def progress(step: int, steps: int, start: float, minutes: float) -> float:
-    """Schedule position in [0, 1]: by steps (reproducible), or by time if the time budget runs out first."""
-    return min(1.0, max(step / steps, (time.time() - start) / (minutes * 60) if minutes > 0 else 0.0))
-
-
-def lr_at(t: float, base: float, warmup: float = 0.05) -> float:
-    """Linear warm-up over the first 5% of the run, then cosine decay to 5% of ``base``."""
-    if t < warmup:
-        return base * (t + 1e-3) / warmup
-    t = (t - warmup) / (1 - warmup)
-    return base * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * t)))
 
 
 def train(args: argparse.Namespace):

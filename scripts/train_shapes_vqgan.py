@@ -17,7 +17,6 @@ import argparse
 import contextlib
 import io
 import json
-import math
 import time
 from pathlib import Path
 
@@ -28,6 +27,7 @@ from tqdm import tqdm
 
 from pixgen.shapes.models import assets_dir
 from pixgen.shapes.render import palette_tensor, random_batch
+from pixgen.shapes.training import base_parser, lr_at, progress
 
 DDCONFIG = {"double_z": False, "z_channels": 64, "resolution": 128, "in_channels": 3, "out_ch": 3, "ch": 64,
             "ch_mult": [1, 1, 1, 2], "num_res_blocks": 0, "attn_resolutions": [], "dropout": 0.0}
@@ -66,16 +66,8 @@ class ShapesVQ(nn.Module):
 
 def parse_args() -> argparse.Namespace:
     """Command-line options."""
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--steps", type=int, default=2400, help="optimizer steps (the lr schedule's length)")
-    p.add_argument("--minutes", type=float, default=28.0,
-                   help="stop after this many minutes; the lr schedule then follows time (0: no limit)")
-    p.add_argument("--batch", type=int, default=8)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--threads", type=int, default=1)
+    p = base_parser(__doc__, steps=2400, batch=8, lr=1e-3, out=assets_dir())
     p.add_argument("--palette-weight", type=float, default=0.05)
-    p.add_argument("--out", type=Path, default=assets_dir())
     return p.parse_args()
 
 
@@ -105,19 +97,6 @@ def reseed_dead_codes(model: ShapesVQ, counts: torch.Tensor, z: torch.Tensor, ge
         model.quantize.embedding.weight[dead] = flat[pick] + 0.01 * torch.randn(len(dead), z.shape[1], generator=gen)
     counts.zero_()
     return len(dead)
-
-
-def progress(step: int, steps: int, start: float, minutes: float) -> float:
-    """Schedule position in [0, 1]: by steps (reproducible), or by time if the time budget runs out first."""
-    return min(1.0, max(step / steps, (time.time() - start) / (minutes * 60) if minutes > 0 else 0.0))
-
-
-def lr_at(t: float, base: float, warmup: float = 0.05) -> float:
-    """Linear warm-up over the first 5% of the run, then cosine decay to 5% of ``base``."""
-    if t < warmup:
-        return base * (t + 1e-3) / warmup
-    t = (t - warmup) / (1 - warmup)
-    return base * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * t)))
 
 
 def train(args: argparse.Namespace) -> tuple[ShapesVQ, int]:
