@@ -27,6 +27,7 @@ _RUN_OPTIONS = [
     click.option("--batches", type=int, help="Gradient accumulation passes per step (default 1)."),
     click.option("--augment/--no-augment", default=None, help="kornia augmentation of the cutouts (default on)."),
     click.option("--cut-noise", type=float, help="Max std of the per-cutout noise (default 0.1)."),
+    click.option("--cut-zoom", type=float, help="Share of zoom cutouts; the rest show the whole image (0.6)."),
     click.option("--lr", type=float, help="Learning rate (default: the drawer's own)."),
     click.option("--lr-drops", type=float, multiple=True, help="LR falls 10x at these % of the run (default 75)."),
     click.option("--save-every", type=int, help="Rewrite output.png every N steps (default 10; 0 = end only)."),

@@ -34,6 +34,7 @@ class RunConfig:
     batches: int = 1
     augment: bool = True
     cut_noise: float = 0.1
+    cut_zoom: float = 0.6
     lr: float | None = None
     lr_drops: list[float] = field(default_factory=lambda: [75.0])
     save_every: int = 10
@@ -143,6 +144,9 @@ def check(config: RunConfig) -> None:
     for name, low in (("iterations", 1), ("cutn", 1), ("batches", 1), ("save_every", 0)):
         setattr(config, name, _number(config, name, int, low))
     config.cut_noise = _number(config, "cut_noise", float, 0.0)
+    config.cut_zoom = _number(config, "cut_zoom", float, 0.0)
+    if config.cut_zoom > 1:
+        raise PixgenError(f"cut_zoom {config.cut_zoom} must be a fraction between 0 and 1 (share of zoom cutouts)")
     if config.lr is not None:
         config.lr = _number(config, "lr", float, 1e-12)
     config.lr_drops = [float(v) for v in config.lr_drops]

@@ -62,8 +62,8 @@ class Run:
             initialize(self.drawer, self.config, self.generator)
         self.losses = build_losses(self.config, self.perceptors, self)
         sizes = sorted({perceptor.input_size for perceptor, _ in self.perceptors.values()})
-        self.cutouts = {s: Cutouts(s, self.config.cutn, noise=self.config.cut_noise, augment=self.config.augment)
-                        for s in sizes}
+        self.cutouts = {s: Cutouts(s, self.config.cutn, zoom_fraction=self.config.cut_zoom,
+                                   noise=self.config.cut_noise, augment=self.config.augment) for s in sizes}
         self.lr = self.config.lr if self.config.lr is not None else type(self.drawer).default_lr
         self.optimizer = torch.optim.Adam(self.drawer.param_groups(self.lr))
         self.base_lrs = [group["lr"] for group in self.optimizer.param_groups]

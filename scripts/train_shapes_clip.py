@@ -15,6 +15,7 @@ import argparse
 import json
 import shutil
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -23,6 +24,7 @@ from tqdm import tqdm
 
 from pixgen.shapes.models import clip_config_path, register_clip
 from pixgen.shapes.render import random_batch, render_scenes
+from pixgen.shapes.sample import MUTATIONS, clutter_scene, mutate_spec, rng_from, sample_scene, sample_spec
 from pixgen.shapes.training import base_parser, lr_at, progress
 from pixgen.shapes.views import TrainViews
 from pixgen.shapes.world import describes, spec_caption
@@ -34,25 +36,27 @@ def parse_args() -> argparse.Namespace:
     """Command-line options."""
     p = base_parser(__doc__, steps=1500, batch=128, lr=2e-3, out=clip_config_path().parent)
     p.add_argument("--eval-size", type=int, default=512)
-    p.add_argument("--clutter", type=int, default=0, help="uncaptioned same-colour pairs per batch (negatives)")
-    p.add_argument("--zoom-fraction", type=float, default=0.5, help="share of zoom cuts among training views")
-    p.add_argument("--clean-fraction", type=float, default=0.15, help="share of plain whole-image views")
+    p.add_argument("--clutter", type=int, default=24, help="uncaptioned several-same-colour scenes per batch")
+    p.add_argument("--zoom-fraction", type=float, default=0.1, help="share of zoom cuts among training views")
+    p.add_argument("--clean-fraction", type=float, default=0.3, help="share of plain whole-image views")
+    p.add_argument("--config", type=Path, default=clip_config_path(), help="open_clip model config (JSON)")
     return p.parse_args()
 
 
 def clutter_scenes(n: int, gen: torch.Generator) -> list:
-    """``n`` scenes that no caption describes: two shapes of the same colour (so "a red circle" learns
-    that two red blobs are not one red circle)."""
-    from pixgen.shapes.sample import rng_from, sample_scene
-    from pixgen.shapes.world import COLOURS, RELATIONS, SHAPES, ObjectSpec, Spec
-
+    """``n`` scenes that no caption describes (several shapes of one colour; see ``clutter_scene``)."""
     rng = rng_from(gen)
-    scenes = []
-    for _ in range(n):
-        colour = rng.choice(COLOURS)
-        objects = (ObjectSpec(colour, rng.choice(SHAPES)), ObjectSpec(colour, rng.choice(SHAPES)))
-        scenes.append(sample_scene(Spec(objects, rng.choice(RELATIONS)), rng))
-    return scenes
+    return [clutter_scene(rng) for _ in range(n)]
+
+
+def register(config: Path) -> str:
+    """Register a model config with open_clip (the shipped one under its own name); returns the name."""
+    import open_clip
+
+    if Path(config).resolve() == clip_config_path().resolve():
+        return register_clip()
+    open_clip.add_model_config(config)
+    return Path(config).stem
 
 
 def soft_targets(scenes: list, specs: list) -> torch.Tensor:
@@ -85,7 +89,7 @@ def train(args: argparse.Namespace):
     """Run the training loop; returns (model, tokenizer, steps done)."""
     import open_clip
 
-    name = register_clip()
+    name = register(args.config)
     model = open_clip.create_model(name)
     tokenizer = open_clip.get_tokenizer(name)
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "embedding" not in n]
@@ -138,13 +142,47 @@ def evaluate(model, tokenizer, seed: int, n: int) -> dict[str, float]:
     return out
 
 
-def save(model, out: Path, meta: dict) -> Path:
+@torch.no_grad()
+def hard_negatives_by_kind(model, tokenizer, seed: int, n: int) -> dict[str, float]:
+    """Held-out accuracy per kind of one-attribute change: the true caption must beat the changed one on a
+    clean image; for ``count``, an image of the caption must beat the same image with a second same-colour
+    shape added."""
+    rng = rng_from(torch.Generator().manual_seed(seed + 20_000))
+    out = {}
+    for kind in (*MUTATIONS, "count"):
+        pairs = []
+        while len(pairs) < n // 4:
+            spec = sample_spec(rng)
+            scene = sample_scene(spec, rng)
+            if kind == "count":
+                if spec.relation is None:
+                    extra = replace(scene.objects[0], cx=1 - scene.objects[0].cx, cy=1 - scene.objects[0].cy)
+                    pairs.append((scene, spec, replace(scene, objects=(*scene.objects, extra))))
+                continue
+            other = mutate_spec(spec, rng, kind)
+            if other is not None and not describes(other, scene):
+                pairs.append((scene, spec, other))
+        scenes = [p[0] for p in pairs] + ([p[2] for p in pairs] if kind == "count" else [])
+        images = F.interpolate(render_scenes(scenes, RENDER_SIZE), size=(64, 64), mode="bilinear", antialias=True)
+        captions = [spec_caption(p[1]) for p in pairs]
+        captions += [] if kind == "count" else [spec_caption(p[2]) for p in pairs]
+        img, txt = encode(model, tokenizer, images, captions)
+        m = len(pairs)
+        if kind == "count":
+            good = (img[:m] * txt).sum(1) > (img[m:] * txt).sum(1)
+        else:
+            good = (img * txt[:m]).sum(1) > (img * txt[m:]).sum(1)
+        out[f"hard_{kind}"] = round(good.float().mean().item(), 3)
+    return out
+
+
+def save(model, out: Path, config: Path, meta: dict) -> Path:
     """Write the fp16 state dict (and the model config, if ``out`` is not the assets folder)."""
     from safetensors.torch import save_file
 
     out.mkdir(parents=True, exist_ok=True)
-    if (out / clip_config_path().name).resolve() != clip_config_path().resolve():
-        shutil.copy(clip_config_path(), out / clip_config_path().name)
+    if (out / clip_config_path().name).resolve() != Path(config).resolve():
+        shutil.copy(config, out / clip_config_path().name)
     state = {k: v.detach().half().contiguous() for k, v in model.state_dict().items()}
     path = out / "shapes_clip.safetensors"
     save_file(state, str(path), metadata={k: str(v) for k, v in meta.items()})
@@ -163,8 +201,9 @@ def main() -> None:
     report = evaluate(model, tokenizer, args.seed, args.eval_size)
     minutes = (time.time() - t0) / 60
     options = {k: getattr(args, k) for k in ("seed", "batch", "lr", "clutter", "zoom_fraction", "clean_fraction")}
-    path = save(model, args.out, {**options, "steps": steps, **report})
-    loaded = open_clip.create_model(register_clip(), pretrained=str(path)).eval()
+    report.update(hard_negatives_by_kind(model, tokenizer, args.seed, args.eval_size))
+    path = save(model, args.out, args.config, {**options, "steps": steps, **report})
+    loaded = open_clip.create_model(register(args.config), pretrained=str(path)).eval()
     again = evaluate(loaded, tokenizer, args.seed, args.eval_size)
     print(json.dumps({"steps": steps, "minutes": round(minutes, 1), "held_out": report,
                       "held_out_after_fp16_reload": again, "file": str(path),

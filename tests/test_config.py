@@ -45,6 +45,8 @@ def test_unknown_keys_become_drawer_options_and_are_checked() -> None:
         ({"drawer": "nope"}, "unknown drawer"),
         ({"prompt": "a | | b"}, "empty prompt"),
         ({"lr_drops": [150]}, "lr_drops"),
+        ({"cut_zoom": 1.5}, "cut_zoom .* between 0 and 1"),
+        ({"cut_zoom": -0.1}, "cut_zoom"),
     ],
 )
 def test_check_rejects(changes: dict, match: str) -> None:

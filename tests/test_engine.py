@@ -101,3 +101,11 @@ def test_several_perceptors_with_weights(quick: dict, tiny_clip) -> None:
     assert [w for _, w in run.perceptors.values()] == [0.5, 2.0]
     assert list(run.cutouts) == [32]  # same input size: one shared cutout batch
     assert run.step().loss > 0
+
+
+def test_cut_zoom_sets_the_share_of_zoom_cutouts(quick: dict) -> None:
+    wide_only = Run(RunConfig.from_dict({**quick, "cutn": 10, "cut_zoom": 0.0}))
+    mostly_zoom = Run(RunConfig.from_dict({**quick, "cutn": 10, "cut_zoom": 0.8}))
+    assert [c.n_zoom for c in wide_only.cutouts.values()] == [0]
+    assert [c.n_zoom for c in mostly_zoom.cutouts.values()] == [8]
+    assert wide_only.step().loss > 0

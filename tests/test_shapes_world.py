@@ -7,7 +7,7 @@ import torch
 
 from pixgen.errors import PixgenError
 from pixgen.shapes.render import palette_tensor, render_caption, render_scenes
-from pixgen.shapes.sample import mutate_spec, rng_from, sample_batch, sample_scene, sample_spec
+from pixgen.shapes.sample import clutter_scene, mutate_spec, rng_from, sample_batch, sample_scene, sample_spec
 from pixgen.shapes.world import (
     PALETTE,
     ObjectSpec,
@@ -96,6 +96,26 @@ def test_mutated_specs_differ_and_stay_valid() -> None:
         other = mutate_spec(spec, rng)
         assert other != spec
         parse_caption(spec_caption(other))
+
+
+def test_mutations_of_a_named_kind_change_that_attribute() -> None:
+    rng = rng_from(torch.Generator().manual_seed(8))
+    single = parse_caption("a small red circle on the left on a blue background")
+    pair = parse_caption("a red circle above a blue square")
+    assert mutate_spec(single, rng, "position").objects[0].position != "left"
+    assert mutate_spec(single, rng, "size").objects[0].size == "large"
+    assert mutate_spec(pair, rng, "order").objects == pair.objects[::-1]
+    assert mutate_spec(pair, rng, "relation").relation != "above"
+    assert mutate_spec(single, rng, "relation") is None  # a one-shape caption has no relation to change
+
+
+def test_clutter_scenes_are_described_by_no_caption() -> None:
+    rng = rng_from(torch.Generator().manual_seed(9))
+    scenes = [clutter_scene(rng) for _ in range(50)]
+    specs = [sample_spec(rng) for _ in range(200)] + [scene_spec(Scene(s.background, s.objects[:1])) for s in scenes]
+    assert all(len({o.colour for o in s.objects[:2]}) == 1 and s.background != s.objects[0].colour for s in scenes)
+    assert not any(describes(spec, scene) for spec in specs for scene in scenes)
+    assert render_scenes(scenes, 32).shape == (50, 3, 32, 32)
 
 
 def test_caption_of_scene_is_true_of_it() -> None:

@@ -9,7 +9,7 @@ import torch
 from pixgen.shapes.sample import rng_from, sample_batch, sample_scene
 from pixgen.shapes.world import PALETTE, SHAPES, Scene, Spec, parse_caption
 
-MAX_OBJECTS = 2
+MAX_OBJECTS = 4  # captions name at most two; training clutter scenes hold up to four
 
 
 def palette_tensor(device: torch.device | str | None = None) -> torch.Tensor:

@@ -65,33 +65,57 @@ def sample_spec(rng: random.Random) -> Spec:
     return Spec(objs, rng.choice(RELATIONS), background)
 
 
-def mutate_spec(spec: Spec, rng: random.Random) -> Spec:
-    """A spec that differs from ``spec`` in one attribute (a hard negative for contrastive training)."""
+def mutate_spec(spec: Spec, rng: random.Random, kind: str | None = None) -> Spec | None:
+    """A spec that differs from ``spec`` in one attribute (a hard negative for contrastive training): its
+    ``kind`` (colour, shape, background or extra: size/position/relation) or a random one. With a ``kind``
+    that cannot apply, ``None``; without one, a fresh random spec when no variant is found."""
     for _ in range(20):
-        out = _mutate_once(spec, rng)
+        out = _mutate_once(spec, rng, kind)
         if out != spec and _valid(out):
             return out
-    return sample_spec(rng)
+    return None if kind else sample_spec(rng)
 
 
-def _mutate_once(spec: Spec, rng: random.Random) -> Spec:
+def clutter_scene(rng: random.Random) -> Scene:
+    """A scene no caption describes: two or three shapes of one colour anywhere (overlaps make odd blobs),
+    sometimes with one more shape of another colour; teaches that "a red circle" means exactly one."""
+    colour = rng.choice(COLOURS)
+    others = [c for c in COLOURS if c != colour]
+    background = rng.choice(others)
+    objects = [_free_shape(colour, rng) for _ in range(rng.choice((2, 2, 3)))]
+    if rng.random() < 0.4:
+        objects.append(_free_shape(rng.choice([c for c in others if c != background]), rng))
+    return Scene(background, tuple(objects))
+
+
+def _free_shape(colour: str, rng: random.Random) -> Shape:
+    r = rng.uniform(SMALL_R[0], LARGE_R[0])
+    return Shape(rng.choice(SHAPES), colour, rng.uniform(r, 1 - r), rng.uniform(r, 1 - r), r)
+
+
+MUTATIONS = ("colour", "shape", "background", "size", "position", "relation", "order")
+
+
+def _mutate_once(spec: Spec, rng: random.Random, kind: str | None = None) -> Spec:
+    """One attribute changed; ``kind`` is one of ``MUTATIONS`` (random: colour, shape, background or extra)."""
     i = rng.randrange(len(spec.objects))
     obj = spec.objects[i]
-    kind = rng.choice(("colour", "shape", "background", "extra"))
-    if kind == "colour":
-        obj = replace(obj, colour=rng.choice(COLOURS))
-    elif kind == "shape":
-        obj = replace(obj, shape=rng.choice(SHAPES))
-    elif kind == "background":
+    kind = kind or rng.choice(("colour", "shape", "background", "extra"))
+    if kind == "extra":
+        pair = spec.relation is not None
+        kind = rng.choice(("order", "relation") if pair else ("size", "position"))
+    if kind == "background":
         return replace(spec, background=rng.choice(COLOURS))
-    elif spec.relation is not None:
-        if rng.random() < 0.5:
+    if kind in ("order", "relation"):
+        if spec.relation is None:
+            return spec
+        if kind == "order":
             return replace(spec, objects=spec.objects[::-1])
         return replace(spec, relation=rng.choice(RELATIONS))
-    elif rng.random() < 0.5:
-        obj = replace(obj, size=rng.choice(("small", "large")))
-    else:
-        obj = replace(obj, position=rng.choice(POSITIONS))
+    if kind in ("size", "position") and spec.relation is not None:
+        return spec
+    field_values = {"colour": COLOURS, "shape": SHAPES, "size": ("small", "large"), "position": POSITIONS}
+    obj = replace(obj, **{kind: rng.choice(field_values[kind])})
     objects = list(spec.objects)
     objects[i] = obj
     return replace(spec, objects=tuple(objects))
