@@ -20,12 +20,11 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
 from pixgen.shapes.models import clip_config_path, register_clip
 from pixgen.shapes.render import random_batch, render_scenes
 from pixgen.shapes.sample import MUTATIONS, clutter_scene, mutate_spec, rng_from, sample_scene, sample_spec
-from pixgen.shapes.training import base_parser, lr_at, progress
+from pixgen.shapes.training import base_parser, scheduled_steps
 from pixgen.shapes.views import TrainViews
 from pixgen.shapes.world import describes, spec_caption
 
@@ -98,14 +97,9 @@ def train(args: argparse.Namespace):
                             lr=args.lr, betas=(0.9, 0.98))
     views = TrainViews(64, zoom_fraction=args.zoom_fraction, clean_fraction=args.clean_fraction)
     gen = torch.Generator().manual_seed(args.seed)
-    start, step = time.time(), 0
-    bar = tqdm(range(args.steps), desc="shapes CLIP", unit="step")
-    for step in bar:
-        if args.minutes > 0 and time.time() - start > args.minutes * 60:
-            bar.write(f"time budget reached after {step} steps")
-            break
-        for group in opt.param_groups:
-            group["lr"] = lr_at(progress(step, args.steps, start, args.minutes), args.lr)
+    done = 0
+    for step, _, bar in scheduled_steps(opt, args, "shapes CLIP"):
+        done = step + 1
         images, scenes, specs = random_batch(args.batch - args.clutter, RENDER_SIZE, gen)
         extra = clutter_scenes(args.clutter, gen)
         scenes, images = scenes + extra, torch.cat([images, render_scenes(extra, RENDER_SIZE)])
@@ -117,9 +111,7 @@ def train(args: argparse.Namespace):
         loss.backward()
         opt.step()
         bar.set_postfix(loss=f"{loss.item():.3f}", scale=f"{model.logit_scale.exp().item():.1f}")
-    else:
-        step = args.steps
-    return model.eval(), tokenizer, step
+    return model.eval(), tokenizer, done
 
 
 @torch.no_grad()

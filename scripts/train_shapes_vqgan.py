@@ -23,11 +23,10 @@ from pathlib import Path
 import torch
 import yaml
 from torch import nn
-from tqdm import tqdm
 
 from pixgen.shapes.models import assets_dir
 from pixgen.shapes.render import palette_tensor, random_batch
-from pixgen.shapes.training import base_parser, lr_at, progress
+from pixgen.shapes.training import base_parser, scheduled_steps
 
 DDCONFIG = {"double_z": False, "z_channels": 64, "resolution": 128, "in_channels": 3, "out_ch": 3, "ch": 64,
             "ch_mult": [1, 1, 1, 2], "num_res_blocks": 0, "attn_resolutions": [], "dropout": 0.0}
@@ -105,16 +104,11 @@ def train(args: argparse.Namespace) -> tuple[ShapesVQ, int]:
     model = ShapesVQ()
     opt = torch.optim.Adam(model.parameters(), lr=args.lr, betas=(0.9, 0.99))
     counts = torch.zeros(N_EMBED)
-    start, step, started = time.time(), 0, False
-    bar = tqdm(range(args.steps), desc="shapes VQGAN", unit="step")
-    for step in bar:
-        if args.minutes > 0 and time.time() - start > args.minutes * 60:
-            bar.write(f"time budget reached after {step} steps")
-            break
-        for group in opt.param_groups:
-            group["lr"] = lr_at(progress(step, args.steps, start, args.minutes), args.lr)
+    done, started = 0, False
+    for step, t, bar in scheduled_steps(opt, args, "shapes VQGAN"):
+        done = step + 1
         x = training_images(args.batch, gen)
-        quantize = progress(step, args.steps, start, args.minutes) >= AE_WARMUP
+        quantize = t >= AE_WARMUP
         if quantize and not started:  # after the plain-autoencoder warm-up, codes start on encoder outputs
             started = reseed_dead_codes(model, counts, model.encode(x).detach(), gen) > 0
         rec, vq_loss, idx = model(x, quantize)
@@ -127,9 +121,7 @@ def train(args: argparse.Namespace) -> tuple[ShapesVQ, int]:
         if started and step % 25 == 24 and step < 0.8 * args.steps:
             reseed_dead_codes(model, counts, model.encode(x).detach(), gen)
         bar.set_postfix(l1=f"{l1.item():.4f}", vq=f"{vq_loss.item():.4f}")
-    else:
-        step = args.steps
-    return model.eval(), step
+    return model.eval(), done
 
 
 @torch.no_grad()

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import math
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 
 def base_parser(doc: str | None, *, steps: int, batch: int, lr: float, out: Path) -> argparse.ArgumentParser:
@@ -33,3 +35,20 @@ def lr_at(t: float, base: float, warmup: float = 0.05) -> float:
         return base * (t + 1e-3) / warmup
     t = (t - warmup) / (1 - warmup)
     return base * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * t)))
+
+
+def scheduled_steps(opt: Any, args: argparse.Namespace, desc: str) -> Iterator[tuple[int, float, Any]]:
+    """The steps of a step- and time-bounded run with a tqdm bar: sets each step's lr on ``opt`` (``lr_at``)
+    and yields ``(step, schedule position, bar)``; stops early when ``args.minutes`` run out."""
+    from tqdm import tqdm
+
+    start = time.time()
+    bar = tqdm(range(args.steps), desc=desc, unit="step")
+    for step in bar:
+        if args.minutes > 0 and time.time() - start > args.minutes * 60:
+            bar.write(f"time budget reached after {step} steps")
+            return
+        t = progress(step, args.steps, start, args.minutes)
+        for group in opt.param_groups:
+            group["lr"] = lr_at(t, args.lr)
+        yield step, t, bar
