@@ -6,7 +6,7 @@ coordinates, widths as a fraction of the height; strokes are opaque black, the p
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import torch
 
@@ -33,7 +33,7 @@ class LineSketchDrawer(StrokeDrawer):
                               f"{stroke_length}; try --drawer line_sketch:24")
         super().__init__(width, height, strokes=strokes, stroke_length=stroke_length, min_width=min_width,
                          max_width=max_width, allow_paper_color=allow_paper_color)
-        self.strokes, self.stroke_length, self.allow_paper_color = strokes, stroke_length, allow_paper_color
+        self.strokes, self.stroke_length = strokes, stroke_length
         self._install("paper", torch.tensor(PAPER))
 
     def init_from_noise(self, kind: str, generator: torch.Generator) -> None:
@@ -63,25 +63,6 @@ class LineSketchDrawer(StrokeDrawer):
         points = random_walk_points(n_seg, start, radius, generator).clamp(0, 1)
         self._set_strokes(points, n_seg, torch.full((self.strokes,), self.min_width), paper)
 
-    def trainable_names(self) -> set[str]:
-        """Points and widths, and the paper colour with ``allow_paper_color``."""
-        return {"points", "widths", "paper"} if self.allow_paper_color else {"points", "widths"}
-
     def stroke_rgba(self) -> torch.Tensor:
         """Opaque black, (P, 4)."""
         return self.points.new_tensor([0.0, 0.0, 0.0, 1.0]).expand(len(self.widths), 4)
-
-    def param_groups(self, lr: float) -> list[dict[str, Any]]:
-        """Points and widths, plus the paper colour with ``allow_paper_color``; each its own learning rate."""
-        points_lr, widths_lr, paper_lr = self._group_lrs(lr)
-        groups = [{"params": [self.points], "lr": points_lr, "name": "points"},
-                  {"params": [self.widths], "lr": widths_lr, "name": "widths"}]
-        if self.allow_paper_color:
-            groups.append({"params": [self.paper], "lr": paper_lr, "name": "paper"})
-        return groups
-
-    @torch.no_grad()
-    def project_(self) -> None:
-        """Clamp widths and points (see ``StrokeDrawer``) and the paper colour to [0, 1]."""
-        super().project_()
-        self.paper.clamp_(0, 1)

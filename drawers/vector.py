@@ -68,12 +68,16 @@ class StrokeDrawer(Drawer):
     width_lr_px: ClassVar[float] = 0.1
     colour_lr: ClassVar[float] = 0.01
 
-    def __init__(self, width: int, height: int, *, min_width: float, max_width: float, **options: Any) -> None:
-        """Check the width range (percent of the canvas height) and record the options."""
+    def __init__(self, width: int, height: int, *, min_width: float, max_width: float,
+                 allow_paper_color: bool = False, **options: Any) -> None:
+        """Check the width range (percent of the canvas height) and record the options; with
+        ``allow_paper_color`` the background colour is optimized too."""
         if not 0 < min_width <= max_width:
             raise PixgenError(f"stroke widths need 0 < min_width <= max_width (percent of the height), got "
                               f"{min_width} and {max_width}; pass e.g. min_width=1 max_width=5")
-        super().__init__(width, height, min_width=min_width, max_width=max_width, **options)
+        super().__init__(width, height, min_width=min_width, max_width=max_width,
+                         allow_paper_color=allow_paper_color, **options)
+        self.allow_paper_color = allow_paper_color
         # as fractions of the height, never thinner than 1 px (pixray's line drawer floor)
         self.min_width = max(min_width / 100, 1 / height)
         self.max_width = max(max_width / 100, self.min_width)
@@ -112,8 +116,18 @@ class StrokeDrawer(Drawer):
             self.n_segments.unsqueeze(1))
 
     def trainable_names(self) -> set[str]:
-        """Names of the tensors that are parameters (the others are buffers)."""
-        return {"points", "widths"}
+        """Names of the tensors that are parameters (the others are buffers): points, widths, and the paper
+        colour with ``allow_paper_color``."""
+        return {"points", "widths", "paper"} if self.allow_paper_color else {"points", "widths"}
+
+    def param_groups(self, lr: float) -> list[dict[str, Any]]:
+        """Points, widths and (with ``allow_paper_color``) the paper colour, each its own learning rate."""
+        points_lr, widths_lr, colour_lr = self._group_lrs(lr)
+        groups = [{"params": [self.points], "lr": points_lr, "name": "points"},
+                  {"params": [self.widths], "lr": widths_lr, "name": "widths"}]
+        if self.allow_paper_color:
+            groups.append({"params": [self.paper], "lr": colour_lr, "name": "paper"})
+        return groups
 
     def stroke_rgba(self) -> torch.Tensor:
         """Stroke colours (P, 4) RGBA in [0, 1]."""
@@ -144,9 +158,11 @@ class StrokeDrawer(Drawer):
 
     @torch.no_grad()
     def project_(self) -> None:
-        """Clamp widths to [min_width, max_width] and keep control points within 10 % of the canvas."""
+        """Clamp widths to [min_width, max_width], keep control points within 10 % of the canvas and the
+        paper colour in [0, 1]."""
         self.widths.clamp_(self.min_width, self.max_width)
         self.points.clamp_(-0.1, 1.1)
+        self.paper.clamp_(0, 1)
 
     def extra_outputs(self) -> dict[str, str | bytes]:
         """``output.svg``: the same strokes as vector paths."""
@@ -173,13 +189,14 @@ class VectorDrawer(StrokeDrawer):
     spec_args: ClassVar[tuple[str, ...]] = ("strokes",)
 
     def __init__(self, width: int, height: int, *, strokes: int = 1024, segments: int = 3,
-                 min_width: float = 1.0, max_width: float = 5.0) -> None:
-        """Options: stroke count, most cubic segments per stroke, width range in percent of the height."""
+                 min_width: float = 1.0, max_width: float = 5.0, allow_paper_color: bool = False) -> None:
+        """Options: stroke count, most cubic segments per stroke, width range in percent of the height, and
+        whether the background colour is optimized too."""
         if strokes < 1 or segments < 1:
             raise PixgenError(f"the vector drawer needs strokes >= 1 and segments >= 1, got {strokes} and "
                               f"{segments}; try --drawer vector:256")
         super().__init__(width, height, strokes=strokes, segments=segments, min_width=min_width,
-                         max_width=max_width)
+                         max_width=max_width, allow_paper_color=allow_paper_color)
         self.strokes, self.segments = strokes, segments
         self._install("paper", torch.ones(3))
 
@@ -207,22 +224,19 @@ class VectorDrawer(StrokeDrawer):
         self._set_strokes(points, n_seg, widths.clamp(self.min_width, self.max_width), paper)
 
     def trainable_names(self) -> set[str]:
-        """Points, widths and colours."""
-        return {"points", "widths", "colors"}
+        """Points, widths and colours (and the paper colour with ``allow_paper_color``)."""
+        return super().trainable_names() | {"colors"}
 
     def stroke_rgba(self) -> torch.Tensor:
         """The optimized RGBA colours (P, 4)."""
         return self.colors
 
     def param_groups(self, lr: float) -> list[dict[str, Any]]:
-        """Three groups: points, widths, colours, each with its own learning rate."""
-        points_lr, widths_lr, colours_lr = self._group_lrs(lr)
-        return [{"params": [self.points], "lr": points_lr, "name": "points"},
-                {"params": [self.widths], "lr": widths_lr, "name": "widths"},
-                {"params": [self.colors], "lr": colours_lr, "name": "colors"}]
+        """Points, widths, colours (and paper, see ``StrokeDrawer``), each with its own learning rate."""
+        return [*super().param_groups(lr), {"params": [self.colors], "lr": self._group_lrs(lr)[2], "name": "colors"}]
 
     @torch.no_grad()
     def project_(self) -> None:
-        """Clamp widths and points (see ``StrokeDrawer``) and colours to [0, 1]."""
+        """Clamp widths, points and paper (see ``StrokeDrawer``) and colours to [0, 1]."""
         super().project_()
         self.colors.clamp_(0, 1)

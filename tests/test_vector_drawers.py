@@ -47,6 +47,23 @@ def test_gradients_reach_every_group_with_its_own_learning_rate(cls, options, gr
     assert {id(p) for g in drawer.param_groups(1.0) for p in g["params"]} == {id(p) for p in drawer.parameters()}
 
 
+def test_vector_paper_colour_is_fixed_white_unless_allowed() -> None:
+    fixed, free = make(VectorDrawer, strokes=8), make(VectorDrawer, strokes=8, allow_paper_color=True)
+    assert "paper" not in dict(fixed.named_parameters()) and torch.equal(fixed.paper, torch.ones(3))
+    groups = {g["name"]: g for g in free.param_groups(1.0)}
+    assert set(groups) == {"points", "widths", "colors", "paper"}
+    blue = torch.zeros(1, 3, H, W)
+    blue[:, 2] = 1.0
+    opt = torch.optim.Adam(free.param_groups(10.0))
+    for _ in range(30):
+        opt.zero_grad()
+        ((free.render() - blue) ** 2).mean().backward()
+        opt.step()
+        free.project_()
+    assert free.paper[2] > 0.9 and free.paper[:2].max() < 0.3  # the background went blue
+    assert 0 <= free.paper.min() and free.paper.max() <= 1
+
+
 def test_vector_init_follows_pixray_and_project_clamps() -> None:
     drawer = make(VectorDrawer, width=224, height=224, strokes=200, min_width=1.0, max_width=5.0)
     assert set(drawer.n_segments.tolist()) == {1, 2, 3} and len(drawer.colors) == 200
