@@ -49,6 +49,7 @@ def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--configs", default="vqgan,vqgan-noaug,pixel", help=f"comma list of {', '.join(CONFIGS)}")
     p.add_argument("--captions", default="all", help="all, single (one-shape captions) or pair")
+    p.add_argument("--first", type=int, help="only the first N of those captions (quick trials)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -144,7 +145,7 @@ def main() -> None:
     unknown = [c for c in configs if c not in CONFIGS]
     if unknown:
         raise SystemExit(f"unknown configuration(s) {unknown}; choose from {', '.join(CONFIGS)}")
-    captions = pick_captions(args.captions)
+    captions = pick_captions(args.captions)[: args.first]
     jobs = [(c, settings_of(c, args.set), cap, s) for c in configs for cap in captions for s in args.seeds]
     start = time.time()
     with ProcessPoolExecutor(args.workers, mp_context=get_context("spawn")) as pool:

@@ -36,6 +36,7 @@ def parse_args() -> argparse.Namespace:
     p = base_parser(__doc__, steps=1500, batch=128, lr=2e-3, out=clip_config_path().parent)
     p.add_argument("--eval-size", type=int, default=512)
     p.add_argument("--clutter", type=int, default=24, help="uncaptioned several-same-colour scenes per batch")
+    p.add_argument("--text-negatives", type=int, default=2, help="extra one-attribute caption variants per image")
     p.add_argument("--zoom-fraction", type=float, default=0.1, help="share of zoom cuts among training views")
     p.add_argument("--clean-fraction", type=float, default=0.3, help="share of plain whole-image views")
     p.add_argument("--config", type=Path, default=clip_config_path(), help="open_clip model config (JSON)")
@@ -58,6 +59,20 @@ def register(config: Path) -> str:
     return Path(config).stem
 
 
+def text_negatives(specs: list, per_spec: int, gen: torch.Generator) -> list:
+    """``per_spec`` one-attribute variants of every spec, changing what is hardest to learn (shape, size,
+    position, relation, order): extra captions that sharpen the image->caption direction."""
+    rng = rng_from(gen)
+    out = []
+    for spec in specs:
+        kinds = ("shape", "size", "position") if spec.relation is None else ("shape", "relation", "order")
+        for _ in range(per_spec):
+            other = mutate_spec(spec, rng, rng.choice(kinds))
+            if other is not None:
+                out.append(other)
+    return out
+
+
 def soft_targets(scenes: list, specs: list) -> torch.Tensor:
     """(B, B): 1 where caption j describes scene i."""
     return torch.tensor([[float(describes(sp, sc)) for sp in specs] for sc in scenes])
@@ -65,11 +80,13 @@ def soft_targets(scenes: list, specs: list) -> torch.Tensor:
 
 def soft_clip_loss(img: torch.Tensor, txt: torch.Tensor, scale: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Symmetric cross-entropy against row- and column-normalised soft targets; img (N, D), txt (B, D) unit.
-    Images no caption describes (all-zero rows) only serve as negatives in the caption->image direction."""
+    Images no caption describes (all-zero rows) only serve as negatives in the caption->image direction, and
+    captions that describe no image (all-zero columns) only in the image->caption direction."""
     logits = scale * img @ txt.T  # (N, B)
     rows = target.sum(1) > 0
     i2t = -(target[rows] / target[rows].sum(1, keepdim=True) * F.log_softmax(logits[rows], 1)).sum(1).mean()
-    t2i = -(target / target.sum(0, keepdim=True) * F.log_softmax(logits, 0)).sum(0).mean()
+    cols = target.sum(0) > 0  # captions that describe no image (text negatives) only serve image->caption
+    t2i = -(target[:, cols] / target[:, cols].sum(0, keepdim=True) * F.log_softmax(logits[:, cols], 0)).sum(0).mean()
     return (i2t + t2i) / 2
 
 
@@ -105,6 +122,7 @@ def train(args: argparse.Namespace):
         scenes, images = scenes + extra, torch.cat([images, render_scenes(extra, RENDER_SIZE)])
         with torch.no_grad():
             batch = views(images)
+        specs = specs + text_negatives(specs, args.text_negatives, gen)
         img, txt = encode(model, tokenizer, batch, [spec_caption(s) for s in specs])
         loss = soft_clip_loss(img, txt, model.logit_scale.exp().clamp(max=100), soft_targets(scenes, specs))
         opt.zero_grad(set_to_none=True)
@@ -192,7 +210,8 @@ def main() -> None:
     model, tokenizer, steps = train(args)
     report = evaluate(model, tokenizer, args.seed, args.eval_size)
     minutes = (time.time() - t0) / 60
-    options = {k: getattr(args, k) for k in ("seed", "batch", "lr", "clutter", "zoom_fraction", "clean_fraction")}
+    options = {k: getattr(args, k) for k in ("seed", "batch", "lr", "clutter", "text_negatives", "zoom_fraction",
+                                              "clean_fraction")}
     report.update(hard_negatives_by_kind(model, tokenizer, args.seed, args.eval_size))
     path = save(model, args.out, args.config, {**options, "steps": steps, **report})
     loaded = open_clip.create_model(register(args.config), pretrained=str(path)).eval()
