@@ -189,15 +189,17 @@ class VectorDrawer(StrokeDrawer):
     spec_args: ClassVar[tuple[str, ...]] = ("strokes",)
 
     def __init__(self, width: int, height: int, *, strokes: int = 1024, segments: int = 3,
-                 min_width: float = 1.0, max_width: float = 5.0, allow_paper_color: bool = False) -> None:
-        """Options: stroke count, most cubic segments per stroke, width range in percent of the height, and
-        whether the background colour is optimized too."""
+                 min_width: float = 1.0, max_width: float = 5.0, allow_paper_color: bool = False,
+                 fill: bool = False) -> None:
+        """Options: stroke count, most cubic segments per stroke, width range in percent of the height,
+        whether the background colour is optimized too, and ``fill``: closed paths filled with their colour
+        (blobs that start as small circles of exactly ``segments`` cubics) instead of open strokes."""
         if strokes < 1 or segments < 1:
             raise PixgenError(f"the vector drawer needs strokes >= 1 and segments >= 1, got {strokes} and "
                               f"{segments}; try --drawer vector:256")
         super().__init__(width, height, strokes=strokes, segments=segments, min_width=min_width,
-                         max_width=max_width, allow_paper_color=allow_paper_color)
-        self.strokes, self.segments = strokes, segments
+                         max_width=max_width, allow_paper_color=allow_paper_color, fill=fill)
+        self.strokes, self.segments, self.fill = strokes, segments, fill
         self._install("paper", torch.ones(3))
 
     def init_from_noise(self, kind: str, generator: torch.Generator) -> None:
@@ -216,12 +218,34 @@ class VectorDrawer(StrokeDrawer):
         self._install("colors", torch.cat([rgb, torch.ones(self.strokes, 1)], dim=1))
 
     def _random_strokes(self, generator: torch.Generator, paper: torch.Tensor) -> None:
-        """pixray's clipdraw init: a start point anywhere, each control point within ±0.05 of the last."""
+        """pixray's clipdraw init: a start point anywhere, each control point within ±0.05 of the last
+        (with ``fill``: circles of radius 3-10 % of the height around random centres)."""
+        if self.fill:
+            self._random_blobs(generator, paper)
+            return
         n_seg = torch.randint(1, self.segments + 1, (self.strokes,), generator=generator)
         start = torch.rand(self.strokes, 2, generator=generator)
         points = random_walk_points(n_seg, start, torch.tensor([0.1, 0.1]), generator)
         widths = torch.full((self.strokes,), (self._options["min_width"] + self._options["max_width"]) / 400)
         self._set_strokes(points, n_seg, widths.clamp(self.min_width, self.max_width), paper)
+
+    def _random_blobs(self, generator: torch.Generator, paper: torch.Tensor) -> None:
+        """Closed paths of ``segments`` cubics whose 3n + 1 control points lie evenly on a circle."""
+        n = 3 * self.segments
+        centre = 0.1 + 0.8 * torch.rand(self.strokes, 1, 2, generator=generator)  # (P, 1, 2)
+        radius = 0.03 + 0.07 * torch.rand(self.strokes, 1, 1, generator=generator)
+        angle = torch.arange(n + 1) * (2 * torch.pi / n)  # (n + 1,) the last point closes the loop
+        ring = torch.stack([torch.cos(angle) * self.height / self.width, torch.sin(angle)], dim=1)  # (n + 1, 2)
+        points = (centre + radius * ring).reshape(-1, 2)  # (P * (n + 1), 2)
+        n_seg = torch.full((self.strokes,), self.segments)
+        self._set_strokes(points, n_seg, torch.full((self.strokes,), self.min_width), paper)
+
+    def paths(self) -> Paths:
+        """The strokes in pixel coordinates; with ``fill`` every path is closed and filled with its colour."""
+        paths = super().paths()
+        if self.fill:
+            paths.fill_rgba = paths.stroke_rgba
+        return paths
 
     def trainable_names(self) -> set[str]:
         """Points, widths and colours (and the paper colour with ``allow_paper_color``)."""

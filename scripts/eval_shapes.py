@@ -40,7 +40,8 @@ CONFIGS: dict[str, dict] = {
     "vqgan-noaug": {"augment": False},
     "vqgan-pixray-mix": {"cut_zoom": 0.6},
     "pixel": {"drawer": "pixel", "lr": None},
-    "vector": {"drawer": "vector", "lr": None},
+    # few wide strokes and a background colour of its own, so that strokes can fill a shape on any background
+    "vector": {"drawer": "vector", "lr": None, "strokes": 32, "max_width": 30, "allow_paper_color": True},
 }
 
 

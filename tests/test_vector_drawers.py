@@ -64,6 +64,21 @@ def test_vector_paper_colour_is_fixed_white_unless_allowed() -> None:
     assert 0 <= free.paper.min() and free.paper.max() <= 1
 
 
+def test_filled_vector_paths_start_as_closed_blobs_around_their_centres() -> None:
+    drawer = make(VectorDrawer, width=64, height=64, strokes=1, segments=4, fill=True)
+    with torch.no_grad():
+        drawer.colors.copy_(torch.tensor([[1.0, 0.0, 0.0, 1.0]]))
+    points = drawer.points.detach()
+    assert len(points) == 13 and torch.allclose(points[0], points[-1])  # 4 cubics, closed
+    centre = points[:-1].mean(0)
+    image = drawer.render()[0]
+    cx, cy = (centre * 64).long().tolist()
+    assert image[:, cy, cx].tolist() == pytest.approx([1.0, 0.0, 0.0], abs=1e-3)  # filled inside
+    assert image[:, 0, 0].tolist() == pytest.approx([1.0, 1.0, 1.0])  # white paper outside
+    ((image - 0.5) ** 2).mean().backward()
+    assert drawer.points.grad.abs().sum() > 0 and drawer.colors.grad.abs().sum() > 0
+
+
 def test_vector_init_follows_pixray_and_project_clamps() -> None:
     drawer = make(VectorDrawer, width=224, height=224, strokes=200, min_width=1.0, max_width=5.0)
     assert set(drawer.n_segments.tolist()) == {1, 2, 3} and len(drawer.colors) == 200
@@ -109,6 +124,7 @@ def test_init_from_image_is_reproducible_and_uses_its_colours(cls) -> None:
 
 # resvg draws strokes of 1 px and less as hairlines, lighter than their area: line_sketch gets room for its ink
 @pytest.mark.parametrize(("cls", "size", "options"), [(VectorDrawer, (96, 72), {"strokes": 60}),
+                                                      (VectorDrawer, (96, 72), {"strokes": 20, "fill": True}),
                                                       (LineSketchDrawer, (256, 192), {})])
 def test_svg_export_matches_the_render(cls, size, options) -> None:
     resvg_py = pytest.importorskip("resvg_py")
@@ -123,7 +139,8 @@ def test_svg_export_matches_the_render(cls, size, options) -> None:
     assert np.abs(ours - theirs).mean() < 0.02
 
 
-@pytest.mark.parametrize(("cls", "options"), [(VectorDrawer, {"strokes": 64}), (LineSketchDrawer, {})])
+@pytest.mark.parametrize(("cls", "options"), [(VectorDrawer, {"strokes": 64}), (LineSketchDrawer, {}),
+                                             (VectorDrawer, {"strokes": 8, "fill": True})])
 def test_loss_falls_on_cpu_against_a_target_image(cls, options) -> None:
     drawer = make(cls, **options)
     target = torch.zeros(1, 3, H, W)
