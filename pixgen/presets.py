@@ -22,7 +22,10 @@ QUALITY: dict[str, dict[str, Any]] = {
 ASPECT_BASE = {"widescreen": (192, 108), "square": (144, 144), "portrait": (128, 160)}
 
 PRESETS: dict[str, dict[str, Any]] = {
-    "shapes": {"clip": ["shapes"], "drawer": "vqgan:shapes", "size": "64x64", "iterations": 150, "cutn": 16, "lr": 0.5},
+    # mostly wide cutouts (the shapes CLIP reads positions and counts from the whole image) and a smoothness
+    # loss that clears stray blobs; measured in scripts/eval_shapes.py (README, "The shapes demo")
+    "shapes": {"clip": ["shapes"], "drawer": "vqgan:shapes", "size": "64x64", "iterations": 150, "cutn": 16, "lr": 0.5,
+               "cut_zoom": 0.1, "loss": ["smoothness@10"]},
 }
 
 

@@ -52,9 +52,9 @@ def test_clip_prefers_the_true_caption_over_a_one_word_change(clip) -> None:
     sim = img @ txt.T  # (96, 96)
     pairs = [(i, i + 1) for i in range(0, 95, 2) if not describes(specs[i + 1], scenes[i])]
     wins = sum(float(sim[i, i] > sim[i, j]) for i, j in pairs)
-    assert wins / len(pairs) >= 0.7  # measured 0.73 (this batch) to 0.86 (others)
+    assert wins / len(pairs) >= 0.7  # measured 0.89 (this batch), 0.66 to 0.88 (seeds 1-3)
     hits = torch.tensor([describes(specs[j], scenes[i]) for i, j in enumerate(sim.argmax(1).tolist())])
-    assert hits.float().mean() >= 0.45  # measured 0.66; chance is about 0.02
+    assert hits.float().mean() >= 0.45  # measured 0.68 (0.57 to 0.73); chance is about 0.02
 
 
 def test_vqgan_loads_offline_and_reconstructs_scenes() -> None:
