@@ -1,12 +1,20 @@
 """Train the built-in shapes CLIP from scratch on procedurally drawn scenes (CPU, reproducible from --seed).
 
-    python scripts/train_shapes_clip.py --seed 0 --steps 1500 --minutes 27 --threads 1 --out pixgen/assets
+    python scripts/train_shapes_clip.py --seed 0 --steps 1200 --minutes 27 --threads 1 --out pixgen/assets
+
+The shipped weights come from that command on a 2-core CPU: it stopped on time after 1003 of 1200 steps, its
+lr schedule following the clock, so a re-run matches it only approximately; ``--minutes 0 --steps 1003``
+bounds a run by steps alone, with the same schedule shape, and is exactly repeatable. Held-out: hard negatives 0.82
+(colour 1.0, background 1.0, size 0.94, position 0.66, shape 0.58, relation 0.52, order 0.52, count 0.67).
 
 Contrastive training with soft targets: in a batch of (image, caption) pairs, caption j counts as true for
 image i whenever it describes image i's scene, so the image->text target is uniform over all true captions
 (and symmetrically text->image). Half of each batch are one-attribute variants of the other half (hard
-negatives). Images go through the same kind of cutouts generation uses. At the end it prints held-out
-retrieval accuracies and writes ``shapes_clip.safetensors`` (fp16) next to the model config.
+negatives); ``--clutter`` scenes that no caption describes (several shapes of one colour) teach counting, and
+``--text-negatives`` extra captions per image change its shape, size, position, relation or word order.
+Images go through the same kind of cutouts generation uses. At the end it prints held-out retrieval accuracies
+and accuracies per kind of one-attribute change, and writes ``shapes_clip.safetensors`` (fp16) next to the
+model config.
 """
 
 from __future__ import annotations
