@@ -171,7 +171,8 @@ def _check_plugins(config: RunConfig) -> None:
     spec = Spec.parse(config.drawer)
     resolve_options(DRAWERS.get(spec.name), f"drawer {spec.name!r}", spec.args, config.drawer_options)
     for text in config.loss:
-        LOSSES.get(Spec.parse(text).name)
+        loss = Spec.parse(text)
+        resolve_options(LOSSES.get(loss.name), f"loss {loss.name!r}", loss.args, {})
 
 
 def _number(config: RunConfig, name: str, kind: type, low: float) -> Any:

@@ -45,6 +45,13 @@ def test_smoothness_options_are_checked() -> None:
         LOSSES.get("smoothness")(cap=0)
 
 
+def test_loss_spec_errors_come_before_any_model_loads() -> None:
+    from pixgen.config import RunConfig, check
+
+    with pytest.raises(PixgenError, match=r"loss 'smoothness' takes at most 1 ':' argument"):
+        check(RunConfig.from_dict({"prompt": "x", "clip": ["nope-not-a-model"], "loss": ["smoothness:log:3"]}))
+
+
 def test_smoothness_from_a_run_spec(quick: dict) -> None:
     from pixgen.config import RunConfig
     from pixgen.engine import Run
