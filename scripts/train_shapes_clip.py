@@ -148,9 +148,8 @@ def evaluate(model, tokenizer, seed: int, n: int) -> dict[str, float]:
     torch.manual_seed(seed + 10_000)
     images, scenes, specs = random_batch(n, RENDER_SIZE, gen)
     target = soft_targets(scenes, specs)
-    small = F.interpolate(images, size=(64, 64), mode="bilinear", antialias=True)
     out = {}
-    for kind, batch in (("clean", small), ("augmented", TrainViews(64)(images))):
+    for kind, batch in (("clean", clean_views(images)), ("augmented", TrainViews(64)(images))):
         img, txt = encode(model, tokenizer, batch, [spec_caption(s) for s in specs])
         sim = img @ txt.T  # (n, n)
         out[f"i2t_top1_{kind}"] = target[torch.arange(n), sim.argmax(1)].mean().item()
@@ -160,36 +159,42 @@ def evaluate(model, tokenizer, seed: int, n: int) -> dict[str, float]:
     return out
 
 
+def clean_views(images: torch.Tensor) -> torch.Tensor:
+    """Renders resized to the CLIP's 64 px input with no augmentation."""
+    return F.interpolate(images, size=(64, 64), mode="bilinear", antialias=True)
+
+
+def contrast_pairs(kind: str, rng, n: int) -> list[tuple]:
+    """``n`` (true scene, true caption, false scene, false caption) held-out pairs of one ``kind``: a
+    one-attribute caption change on the same scene, or for ``count`` the same caption on the scene with a
+    second same-colour shape added."""
+    pairs: list[tuple] = []
+    while len(pairs) < n:
+        spec = sample_spec(rng)
+        scene = sample_scene(spec, rng)
+        if kind == "count":
+            if spec.relation is None:
+                extra = replace(scene.objects[0], cx=1 - scene.objects[0].cx, cy=1 - scene.objects[0].cy)
+                pairs.append((scene, spec, replace(scene, objects=(*scene.objects, extra)), spec))
+            continue
+        other = mutate_spec(spec, rng, kind)
+        if other is not None and not describes(other, scene):
+            pairs.append((scene, spec, scene, other))
+    return pairs
+
+
 @torch.no_grad()
 def hard_negatives_by_kind(model, tokenizer, seed: int, n: int) -> dict[str, float]:
-    """Held-out accuracy per kind of one-attribute change: the true caption must beat the changed one on a
-    clean image; for ``count``, an image of the caption must beat the same image with a second same-colour
-    shape added."""
+    """Held-out accuracy per kind of one-attribute change: the true (scene, caption) pair must score above
+    the false one of ``contrast_pairs``, on clean images."""
     rng = rng_from(torch.Generator().manual_seed(seed + 20_000))
     out = {}
     for kind in (*MUTATIONS, "count"):
-        pairs = []
-        while len(pairs) < n // 4:
-            spec = sample_spec(rng)
-            scene = sample_scene(spec, rng)
-            if kind == "count":
-                if spec.relation is None:
-                    extra = replace(scene.objects[0], cx=1 - scene.objects[0].cx, cy=1 - scene.objects[0].cy)
-                    pairs.append((scene, spec, replace(scene, objects=(*scene.objects, extra))))
-                continue
-            other = mutate_spec(spec, rng, kind)
-            if other is not None and not describes(other, scene):
-                pairs.append((scene, spec, other))
-        scenes = [p[0] for p in pairs] + ([p[2] for p in pairs] if kind == "count" else [])
-        images = F.interpolate(render_scenes(scenes, RENDER_SIZE), size=(64, 64), mode="bilinear", antialias=True)
-        captions = [spec_caption(p[1]) for p in pairs]
-        captions += [] if kind == "count" else [spec_caption(p[2]) for p in pairs]
-        img, txt = encode(model, tokenizer, images, captions)
-        m = len(pairs)
-        if kind == "count":
-            good = (img[:m] * txt).sum(1) > (img[m:] * txt).sum(1)
-        else:
-            good = (img * txt[:m]).sum(1) > (img * txt[m:]).sum(1)
+        true_scenes, true_specs, false_scenes, false_specs = zip(*contrast_pairs(kind, rng, n // 4), strict=True)
+        images = clean_views(render_scenes([*true_scenes, *false_scenes], RENDER_SIZE))
+        img, txt = encode(model, tokenizer, images, [spec_caption(s) for s in (*true_specs, *false_specs)])
+        m = len(true_scenes)
+        good = (img[:m] * txt[:m]).sum(1) > (img[m:] * txt[m:]).sum(1)
         out[f"hard_{kind}"] = round(good.float().mean().item(), 3)
     return out
 
