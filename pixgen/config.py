@@ -144,9 +144,7 @@ def check(config: RunConfig) -> None:
     for name, low in (("iterations", 1), ("cutn", 1), ("batches", 1), ("save_every", 0)):
         setattr(config, name, _number(config, name, int, low))
     config.cut_noise = _number(config, "cut_noise", float, 0.0)
-    config.cut_zoom = _number(config, "cut_zoom", float, 0.0)
-    if config.cut_zoom > 1:
-        raise PixgenError(f"cut_zoom {config.cut_zoom} must be a fraction between 0 and 1 (share of zoom cutouts)")
+    config.cut_zoom = _number(config, "cut_zoom", float, 0.0, high=1.0)
     if config.lr is not None:
         config.lr = _number(config, "lr", float, 1e-12)
     config.lr_drops = [float(v) for v in config.lr_drops]
@@ -175,12 +173,13 @@ def _check_plugins(config: RunConfig) -> None:
         resolve_options(LOSSES.get(loss.name), f"loss {loss.name!r}", loss.args, {})
 
 
-def _number(config: RunConfig, name: str, kind: type, low: float) -> Any:
+def _number(config: RunConfig, name: str, kind: type, low: float, high: float = float("inf")) -> Any:
     value = getattr(config, name)
     try:
         number = kind(value)
     except (TypeError, ValueError):
         raise PixgenError(f"{name} must be a number, got {value!r}") from None
-    if isinstance(value, bool) or not number >= low or number != number or number in (float("inf"),):
-        raise PixgenError(f"{name} must be a finite number >= {low:g}, got {value!r}")
+    if isinstance(value, bool) or not low <= number < float("inf") or number > high:
+        bound = f">= {low:g}" if high == float("inf") else f"between {low:g} and {high:g}"
+        raise PixgenError(f"{name} must be a finite number {bound}, got {value!r}")
     return number
