@@ -38,6 +38,7 @@ class TrainViews:
         pooled = _pool(rgba, self.size)  # (B, 4, s, s)
         out = pooled.clone()
         zoom = kind < self.zoom_fraction
+        self.last_zoom = zoom  # which views were zoom cuts (they may crop shapes away)
         wide = (~zoom) & (kind <= 1 - self.clean_fraction)
         if zoom.any():
             out[zoom] = self.zoom(rgba[zoom])

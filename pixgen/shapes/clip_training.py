@@ -1,0 +1,113 @@
+"""Pieces of the shapes CLIP's training (``scripts/train_shapes_clip.py``): batches, targets and losses.
+
+- soft targets: caption j is true for image i whenever it describes image i's scene;
+- clutter scenes and one-attribute text negatives: what no caption of the batch describes;
+- a content loss: a linear head on the image embedding names the coloured shapes and where they are;
+- dream negatives: images the current model rates highly without being scenes, as a run's first steps make.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from pixgen.shapes.sample import clutter_scene, mutate_spec, rng_from, sample_scene, sample_spec
+from pixgen.shapes.world import COLOURS, SHAPES, describes
+
+
+def normalise(images: torch.Tensor) -> torch.Tensor:
+    """Images in [0, 1] normalised with CLIP's mean and std, as the perceptor does."""
+    import open_clip
+
+    mean = torch.tensor(open_clip.OPENAI_DATASET_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(open_clip.OPENAI_DATASET_STD).view(1, 3, 1, 1)
+    return (images - mean) / std
+
+
+def clutter_scenes(n: int, gen: torch.Generator) -> list:
+    """``n`` scenes that no caption describes (several shapes of one colour; see ``clutter_scene``)."""
+    rng = rng_from(gen)
+    return [clutter_scene(rng) for _ in range(n)]
+
+
+def text_negatives(specs: list, per_spec: int, gen: torch.Generator) -> list:
+    """``per_spec`` one-attribute variants of every spec, changing what is hardest to learn (shape, size,
+    position, relation, order): extra captions that sharpen the image->caption direction."""
+    rng = rng_from(gen)
+    out = []
+    for spec in specs:
+        kinds = ("shape", "size", "position") if spec.relation is None else ("shape", "relation", "order")
+        for _ in range(per_spec):
+            other = mutate_spec(spec, rng, rng.choice(kinds))
+            if other is not None:
+                out.append(other)
+    return out
+
+
+def single_shapes(n: int, rng) -> tuple[list, torch.Tensor]:
+    """``n`` one-shape scenes and their shape ids."""
+    scenes = []
+    while len(scenes) < n:
+        spec = sample_spec(rng)
+        if spec.relation is None:
+            scenes.append(sample_scene(spec, rng))
+    return scenes, torch.tensor([SHAPES.index(s.objects[0].shape) for s in scenes])
+
+
+def soft_targets(scenes: list, specs: list) -> torch.Tensor:
+    """(B, B): 1 where caption j describes scene i."""
+    return torch.tensor([[float(describes(sp, sc)) for sp in specs] for sc in scenes])
+
+
+def soft_clip_loss(img: torch.Tensor, txt: torch.Tensor, scale: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Symmetric cross-entropy against row- and column-normalised soft targets; img (N, D), txt (B, D) unit.
+    Images no caption describes (all-zero rows) only serve as negatives in the caption->image direction, and
+    captions that describe no image (all-zero columns) only in the image->caption direction."""
+    logits = scale * img @ txt.T  # (N, B)
+    rows = target.sum(1) > 0
+    i2t = -(target[rows] / target[rows].sum(1, keepdim=True) * F.log_softmax(logits[rows], 1)).sum(1).mean()
+    cols = target.sum(0) > 0  # captions that describe no image (text negatives) only serve image->caption
+    t2i = -(target[:, cols] / target[:, cols].sum(0, keepdim=True) * F.log_softmax(logits[:, cols], 0)).sum(0).mean()
+    return (i2t + t2i) / 2
+
+
+def content_targets(scenes: list) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per scene: which (colour, shape) pairs it holds (N, 24) and their mean centres (N, 24, 2)."""
+    present = torch.zeros(len(scenes), len(COLOURS) * len(SHAPES))
+    centres = torch.zeros(len(scenes), len(COLOURS) * len(SHAPES), 2)
+    for i, scene in enumerate(scenes):
+        for obj in scene.objects:
+            k = COLOURS.index(obj.colour) * len(SHAPES) + SHAPES.index(obj.shape)
+            present[i, k] += 1
+            centres[i, k] += torch.tensor([obj.cx, obj.cy])
+    return present.clamp(max=1), centres / present.clamp(min=1).unsqueeze(-1)
+
+
+def content_loss(head: torch.nn.Linear, emb: torch.Tensor, scenes: list, whole: torch.Tensor) -> torch.Tensor:
+    """Auxiliary loss: from the image embedding, predict which coloured shapes a scene holds and, for views
+    that show the whole image (``whole``), where they are; it makes the tower encode shape early."""
+    present, centres = content_targets(scenes)
+    out = head(emb)
+    k = present.shape[1]
+    loss = F.binary_cross_entropy_with_logits(out[:, :k], present)
+    mask = present.unsqueeze(-1) * whole.float().view(-1, 1, 1)
+    pos = ((out[:, k:].view(-1, k, 2).sigmoid() - centres) ** 2 * mask).sum() / mask.sum().clamp(min=1)
+    return loss + 10 * pos
+
+
+def dream_negatives(model, txt: torch.Tensor, steps: int, gen: torch.Generator) -> torch.Tensor:
+    """Images the current model rates highly for the captions ``txt`` (n, D) that are not scenes: smooth
+    colour fields (16x16, upsampled) pushed up each caption's similarity by ``steps`` signed-gradient steps,
+    much as a generation run starts. As negatives they teach the model not to be fooled by such blobs."""
+    n = txt.shape[0]
+    z = F.interpolate(torch.rand(n, 3, 4, 4, generator=gen), size=16, mode="bicubic", align_corners=False)
+    training = model.training
+    model.eval()  # batch norm with its running statistics while dreaming
+    for _ in range(steps):
+        z = z.clamp(0, 1).requires_grad_(True)
+        image = F.interpolate(z, size=64, mode="bicubic", align_corners=False).clamp(0, 1)
+        score = (F.normalize(model.encode_image(normalise(image)), dim=-1) * txt).sum()
+        (grad,) = torch.autograd.grad(score, z)
+        z = (z + 0.08 * grad.sign()).detach()
+    model.train(training)
+    return F.interpolate(z.clamp(0, 1), size=64, mode="bicubic", align_corners=False).clamp(0, 1)

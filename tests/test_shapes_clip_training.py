@@ -1,0 +1,85 @@
+"""The shapes CLIP's training pieces (targets, losses, dream negatives) and its script end to end."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from pixgen.shapes.clip_training import (
+    content_loss,
+    content_targets,
+    dream_negatives,
+    normalise,
+    soft_clip_loss,
+    soft_targets,
+)
+from pixgen.shapes.world import Scene, Shape, parse_caption
+
+ROOT = Path(__file__).resolve().parent.parent
+SCENE = Scene("blue", (Shape("circle", "red", 0.3, 0.5, 0.1), Shape("square", "yellow", 0.7, 0.5, 0.1)))
+
+
+def test_soft_targets_count_every_caption_that_describes_the_scene() -> None:
+    specs = [parse_caption(c) for c in ("a red circle left of a yellow square on a blue background",
+                                        "a red circle left of a yellow square",
+                                        "a red square left of a yellow square")]
+    assert soft_targets([SCENE], specs).tolist() == [[1.0, 1.0, 0.0]]
+
+
+def test_soft_clip_loss_prefers_matching_pairs() -> None:
+    torch.manual_seed(0)
+    emb = F.normalize(torch.randn(6, 16), dim=-1)
+    target = torch.eye(6)
+    scale = torch.tensor(10.0)
+    assert soft_clip_loss(emb, emb, scale, target) < soft_clip_loss(emb, emb.roll(1, 0), scale, target)
+    uncaptioned = torch.cat([target, torch.zeros(2, 6)])  # extra images no caption describes
+    loss = soft_clip_loss(torch.cat([emb, emb[:2]]), emb, scale, uncaptioned)
+    assert torch.isfinite(loss)
+
+
+def test_content_targets_name_coloured_shapes_and_their_centres() -> None:
+    present, centres = content_targets([SCENE])
+    assert present.sum() == 2
+    red_circle, yellow_square = 0 * 3 + 0, 2 * 3 + 1  # COLOURS: red, orange, yellow...; SHAPES: circle, square
+    assert present[0, red_circle] == 1 and present[0, yellow_square] == 1
+    assert torch.allclose(centres[0, yellow_square], torch.tensor([0.7, 0.5]))
+    head = torch.nn.Linear(8, 72)
+    loss = content_loss(head, torch.randn(1, 8), [SCENE], torch.tensor([True]))
+    loss.backward()
+    assert head.weight.grad.abs().sum() > 0
+
+
+def test_dream_negatives_raise_the_similarity_they_climb() -> None:
+    from pixgen.shapes.models import load_clip
+
+    torch.set_num_threads(1)
+    model = load_clip()
+    model.float()
+    txt = F.normalize(torch.randn(3, model.text_projection.shape[1]), dim=-1)
+
+    def score(images: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return (F.normalize(model.encode_image(normalise(images)), dim=-1) * txt).sum(1)
+
+    start = dream_negatives(model, txt, 0, torch.Generator().manual_seed(3))
+    dreamt = dream_negatives(model, txt, 4, torch.Generator().manual_seed(3))
+    assert dreamt.shape == (3, 3, 64, 64) and 0 <= dreamt.min() and dreamt.max() <= 1
+    assert (score(dreamt) > score(start)).all()
+    assert not model.training  # the model's mode is restored
+
+
+def test_training_script_writes_weights_that_open_clip_loads(tmp_path) -> None:
+    cmd = [sys.executable, str(ROOT / "scripts" / "train_shapes_clip.py"), "--steps", "2", "--shape-warmup", "2",
+           "--minutes", "0", "--batch", "24", "--clutter", "4", "--dreams", "4", "--eval-size", "32",
+           "--out", str(tmp_path)]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads(done.stdout[done.stdout.index("{"):])
+    assert report["steps"] == 2 and {"hard_shape", "i2t_top1_clean"} <= set(report["held_out"])
+    assert (tmp_path / "shapes_clip.safetensors").is_file()
+    assert 0 <= report["held_out_after_fp16_reload"]["i2t_top1_clean"] <= 1  # the fp16 file reloads
