@@ -106,6 +106,8 @@ def shape_warmup(model, args: argparse.Namespace, views: TrainViews, gen: torch.
     one-shape scenes through the training views; contrastive training alone reaches shape very slowly."""
     from tqdm import tqdm
 
+    if args.shape_warmup <= 0:  # off: no head, no draws from torch's random state
+        return
     head = torch.nn.Linear(model.text_projection.shape[1], len(SHAPES))
     opt = torch.optim.AdamW([*model.visual.parameters(), *head.parameters()], lr=args.lr)
     rng = rng_from(gen)
@@ -128,8 +130,12 @@ def train(args: argparse.Namespace):
     name = register(args.config)
     model = open_clip.create_model(name)
     tokenizer = open_clip.get_tokenizer(name)
-    head = torch.nn.Linear(model.text_projection.shape[1], 3 * len(COLOURS) * len(SHAPES))
-    named = [*model.named_parameters(), *head.named_parameters()]
+    # the content head exists only when used: creating it draws from torch's random state, which the
+    # training views share, so a run without it stays the run the shipped weights came from
+    head = None
+    if args.aux_weight > 0:
+        head = torch.nn.Linear(model.text_projection.shape[1], 3 * len(COLOURS) * len(SHAPES))
+    named = [*model.named_parameters(), *(head.named_parameters() if head is not None else ())]
     decay = [p for n, p in named if p.ndim >= 2 and "embedding" not in n]
     rest = [p for n, p in named if not (p.ndim >= 2 and "embedding" not in n)]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.05}, {"params": rest, "weight_decay": 0.0}],
@@ -160,7 +166,7 @@ def train(args: argparse.Namespace):
         img = F.normalize(emb, dim=-1)
         emb = emb[: len(scenes)]
         loss = soft_clip_loss(img, txt, model.logit_scale.exp().clamp(max=100), target)
-        if args.aux_weight > 0:
+        if head is not None:
             loss = loss + args.aux_weight * content_loss(head, emb, scenes, ~views.last_zoom)
         opt.zero_grad(set_to_none=True)
         loss.backward()

@@ -29,7 +29,7 @@ def test_features_say_what_is_anywhere_and_where() -> None:
     out = model(x)
     assert out.shape == (2, model.num_features) and torch.isfinite(out).all()
     shifted = model(torch.roll(x, shifts=(0, 32), dims=(2, 3)))  # same content, moved half the width
-    what = model.num_features - 16 * 16  # the global-max part comes first, the 4x4 x 16 grid after it
+    what = model.num_features - 16 * 16  # global max and mean come first, the 4x4 x 16 grid after them
     assert not torch.allclose(out[:, what:], shifted[:, what:])  # the grid part sees where things are
     with pytest.raises(ValueError, match="no classifier"):
         model.reset_classifier(10)

@@ -6,6 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from pixgen.shapes.clip_training import normalise
 from pixgen.shapes.models import assets_dir, clip_weights_path, load_clip, register_clip, vqgan_paths
 from pixgen.shapes.oracle import check
 from pixgen.shapes.render import random_batch
@@ -39,9 +40,7 @@ def test_register_clip_is_idempotent_and_open_clip_loads_the_weights() -> None:
 def _embed(model, images: torch.Tensor, captions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
     import open_clip
 
-    mean = torch.tensor(open_clip.OPENAI_DATASET_MEAN).view(1, 3, 1, 1)
-    std = torch.tensor(open_clip.OPENAI_DATASET_STD).view(1, 3, 1, 1)
-    img = F.normalize(model.encode_image((images - mean) / std), dim=-1)
+    img = F.normalize(model.encode_image(normalise(images)), dim=-1)
     txt = F.normalize(model.encode_text(open_clip.get_tokenizer(register_clip())(captions)), dim=-1)
     return img, txt
 
