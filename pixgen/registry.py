@@ -90,6 +90,7 @@ def _builtin_drawers() -> Registry:
 
 def _builtin_losses() -> Registry:
     reg = Registry("loss")
+    reg.register("palette", "pixgen.losses.palette:PaletteLoss")
     reg.register("smoothness", "pixgen.losses.smoothness:SmoothnessLoss")
     return reg
 

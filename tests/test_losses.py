@@ -60,3 +60,29 @@ def test_smoothness_from_a_run_spec(quick: dict) -> None:
     loss, weight = run.losses["smoothness"]
     assert (loss.kind, weight) == ("log", 2.5)
     assert set(run.loss_terms()) == {"clip", "smoothness"}
+
+
+def test_palette_loss_is_zero_on_palette_images_and_positive_off_them() -> None:
+    loss = LOSSES.get("palette")(palette="[black, white, #f00]")
+    on = torch.zeros(4, 3, 8, 8)
+    on[:, 0, :4] = 1.0  # red and black
+    on[1:, :, 4:] = 1.0  # white
+    on.requires_grad_()
+    value = loss(inputs(on[:1].detach(), {8: on}))
+    value.backward()
+    assert value.item() == 0 and torch.isfinite(on.grad).all()
+    grey = torch.full((4, 3, 8, 8), 0.25)  # distance sqrt(3) / 4 to black, in every pixel
+    assert loss(inputs(grey[:1], {8: grey})).item() == pytest.approx(3**0.5 / 4 * 4 / 10)  # pixray: x cutn / 10
+    assert loss(inputs(grey[:1])).item() == pytest.approx(3**0.5 / 4 / 10)  # no cutouts: the render
+
+
+def test_palette_loss_gradient_moves_pixels_to_the_palette() -> None:
+    loss = LOSSES.get("palette")(palette="[black, white]")
+    image = torch.full((2, 3, 4, 4), 0.3, requires_grad=True)
+    opt = torch.optim.SGD([image], lr=0.5)
+    first = loss(inputs(image[:1].detach(), {4: image}))
+    for _ in range(5):
+        opt.zero_grad()
+        loss(inputs(image[:1].detach(), {4: image})).backward()
+        opt.step()
+    assert loss(inputs(image[:1].detach(), {4: image})).item() < first.item()
