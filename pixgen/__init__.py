@@ -13,6 +13,7 @@ _API = {
     "run": "pixgen.api",
     "list_drawers": "pixgen.api",
     "list_losses": "pixgen.api",
+    "list_filters": "pixgen.api",
     "Run": "pixgen.engine",
     "RunResult": "pixgen.engine",
     "StepResult": "pixgen.engine",

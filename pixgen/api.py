@@ -41,6 +41,13 @@ def list_drawers() -> list[str]:
     return DRAWERS.names()
 
 
+def list_filters() -> list[str]:
+    """Names of the registered filters."""
+    from pixgen.registry import FILTERS
+
+    return FILTERS.names()
+
+
 def list_losses() -> list[str]:
     """Names of the registered losses."""
     from pixgen.registry import LOSSES

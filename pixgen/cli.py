@@ -1,7 +1,7 @@
 """The command line: ``pixgen run``, ``pixgen list``, ``pixgen models``. Options only build a RunConfig.
 
-Options a drawer defines (``--pixel-size 8``, ``--strokes 256``) are accepted after the run options and
-checked against the chosen drawer, so plug-ins own their flags.
+Options a plug-in defines (``--pixel-size 8``, ``--strokes 256``, ``--lookup-beta 5``) are accepted after the run
+options and checked against the chosen drawer, filters and losses, so plug-ins own their flags.
 """
 
 from __future__ import annotations
@@ -19,7 +19,11 @@ _RUN_OPTIONS = [
     click.option("--prompt", "-p", help='Prompts: "text[:weight[:stop]] | other text:-0.5".'),
     click.option("--drawer", "-d", help="Drawer spec NAME[:ARG] (pixel, pixel:hex, vqgan:imagenet_f16_16384...)."),
     click.option("--clip", multiple=True, help="CLIP model MODEL[:TAG][@WEIGHT]; repeat for several."),
-    click.option("--loss", multiple=True, help="Extra loss NAME[:ARG...][@WEIGHT]; repeatable."),
+    click.option("--loss", multiple=True, help="Extra loss NAME[:ARG...][@WEIGHT] (smoothness, palette); repeatable."),
+    click.option("--filters", multiple=True, help="Filters on the render before the cutouts, comma-separated: "
+                 "lookup (snap to --palette), tiler, wallpaper[:shift|horizontal|vertical]."),
+    click.option("--palette", help=r'Palette of the lookup filter and palette loss: "[black,#f00,white]", '
+                 r'"red->white\16", @colours.png.'),
     click.option("--size", help="Output size WIDTHxHEIGHT (default 384x216)."),
     click.option("--iterations", "-i", type=int, help="Optimization steps (default 250)."),
     click.option("--seed", help="Integer or any string (hashed); default random, recorded in the output."),
@@ -59,7 +63,7 @@ def _run_options(func: Any) -> Any:
 @click.option("--debug", is_flag=True, help="Show the full traceback on errors.")
 @click.pass_context
 def run(ctx: click.Context, config_file: str | None, debug: bool, **flags: Any) -> None:
-    """Optimize an image toward the prompt. Drawer options follow as --name value (see `pixgen list`)."""
+    """Optimize an image toward the prompt. Plug-in options follow as --name value (see `pixgen list`)."""
     _setup_logging()
     with _errors(debug):
         from pixgen.api import run as run_api
@@ -92,9 +96,9 @@ def parse_extra_args(args: list[str]) -> dict[str, str]:
 
 
 @main.command(name="list")
-@click.argument("what", required=False, type=click.Choice(["drawers", "losses", "clip"]))
+@click.argument("what", required=False, type=click.Choice(["drawers", "filters", "losses", "clip"]))
 def list_cmd(what: str | None) -> None:
-    """Show the drawers (with their options), losses and known CLIP models."""
+    """Show the drawers, filters and losses (with their options) and known CLIP models."""
     from pixgen.listing import describe
 
     with _errors(False):

@@ -1,7 +1,7 @@
 """RunConfig: every setting of one run. Same names in the CLI (``--pixel-size``), YAML and ``pixgen.run()``.
 
-Keys that are not RunConfig fields are options of the chosen drawer (its keyword-only constructor arguments);
-anything else is rejected with the list of valid keys.
+Keys that are not RunConfig fields are options of the chosen plug-ins (the keyword-only constructor arguments of
+the drawer, filters and losses, see ``pixgen.plugins``); anything else is rejected with the list of valid keys.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ class RunConfig:
     drawer: str = "pixel"
     clip: list[str] = field(default_factory=lambda: ["ViT-B-32:openai"])
     loss: list[str] = field(default_factory=list)
+    filters: list[str] = field(default_factory=list)
     size: str = "384x216"
     iterations: int = 250
     seed: int | str | None = None
@@ -45,12 +46,12 @@ class RunConfig:
     preset: str | None = None
     quality: str | None = None
     aspect: str | None = None
-    drawer_options: dict[str, Any] = field(default_factory=dict)
+    plugin_options: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> RunConfig:
         """Build from a flat dict (``preset``/``quality`` expanded under the explicit settings); unknown keys
-        must be options of the chosen drawer."""
+        must be options of the chosen plug-ins. ``filters`` may be one comma-separated string."""
         from pixgen.presets import apply_presets
 
         values = apply_presets({k.replace("-", "_"): v for k, v in values.items()})
@@ -60,15 +61,17 @@ class RunConfig:
         for key in ("clip", "loss", "lr_drops"):
             if isinstance(known.get(key), (str, int, float)):
                 known[key] = [known[key]]
+        if "filters" in known:
+            known["filters"] = split_filters(known["filters"])
         config = cls(**known)
         if extra:
-            config.drawer_options = {**config.drawer_options, **extra}
+            config.plugin_options = {**config.plugin_options, **extra}
         return config
 
     def to_dict(self, non_default: bool = False) -> dict[str, Any]:
-        """A flat dict (drawer options inline); only the settings that differ from the defaults if asked."""
-        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "drawer_options"}
-        out.update(self.drawer_options)
+        """A flat dict (plug-in options inline); only the settings that differ from the defaults if asked."""
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "plugin_options"}
+        out.update(self.plugin_options)
         if non_default:
             defaults = RunConfig().to_dict()
             out = {k: v for k, v in out.items() if k not in defaults or defaults[k] != v}
@@ -81,6 +84,14 @@ class RunConfig:
     def dimensions(self) -> tuple[int, int]:
         """``size`` as (width, height), checked."""
         return parse_size(self.size)
+
+
+def split_filters(value: str | list[str] | None) -> list[str]:
+    """``"lookup,wallpaper:shift"`` (or a list of such strings) -> ``["lookup", "wallpaper:shift"]``."""
+    items = [value] if isinstance(value, str) else list(value or [])
+    if not all(isinstance(item, str) for item in items):
+        raise PixgenError(f"filters must be names such as 'lookup,tiler', got {value!r}")
+    return [name.strip() for item in items for name in item.split(",") if name.strip()]
 
 
 def parse_size(size: str | tuple[int, int] | list[int]) -> tuple[int, int]:
@@ -160,17 +171,12 @@ def check(config: RunConfig) -> None:
 
 
 def _check_plugins(config: RunConfig) -> None:
-    """Prompts, the drawer spec and its options, and loss specs: cheap checks before any model is loaded."""
-    from pixgen.options import resolve_options
+    """Prompts, and the drawer, filter and loss specs with their options: cheap checks before any model loads."""
+    from pixgen.plugins import chosen_plugins
     from pixgen.prompts import parse_prompts
-    from pixgen.registry import DRAWERS, LOSSES, Spec
 
     parse_prompts(config.prompt)
-    spec = Spec.parse(config.drawer)
-    resolve_options(DRAWERS.get(spec.name), f"drawer {spec.name!r}", spec.args, config.drawer_options)
-    for text in config.loss:
-        loss = Spec.parse(text)
-        resolve_options(LOSSES.get(loss.name), f"loss {loss.name!r}", loss.args, {})
+    chosen_plugins(config)
 
 
 def _number(config: RunConfig, name: str, kind: type, low: float, high: float = float("inf")) -> Any:

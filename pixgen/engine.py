@@ -17,7 +17,16 @@ from pixgen.augment import Cutouts
 from pixgen.config import RunConfig, check, resolve_seed
 from pixgen.errors import PixgenError
 from pixgen.losses.base import LossInput
-from pixgen.parts import build_drawer, build_losses, initialize, load_perceptors, pick_device
+from pixgen.parts import (
+    build_drawer,
+    build_extra_losses,
+    build_filters,
+    build_losses,
+    initialize,
+    load_perceptors,
+    pick_device,
+)
+from pixgen.plugins import chosen_plugins, of_kind
 
 log = logging.getLogger("pixgen")
 
@@ -56,11 +65,16 @@ class Run:
         self.seed = resolve_seed(self.config.seed)
         self.device = pick_device(self.config.device)
         self.generator = torch.Generator().manual_seed(self.seed)
+        plugins = chosen_plugins(self.config)
+        self.filters = build_filters(plugins, self.device)  # cheap, so bad palettes fail before models load
+        extra_losses = build_extra_losses(plugins)
         self.perceptors = load_perceptors(self.config.clip, self.device)
         with self._rng():
-            self.drawer = build_drawer(self.config, self.device)
+            self.drawer = build_drawer(self.config, of_kind(plugins, "drawer")[0], self.device)
             initialize(self.drawer, self.config, self.generator)
-        self.losses = build_losses(self.config, self.perceptors, self)
+        for filt, _ in self.filters.values():
+            filt.setup(self)
+        self.losses = build_losses(self.config, self.perceptors, self, extra_losses)
         sizes = sorted({perceptor.input_size for perceptor, _ in self.perceptors.values()})
         self.cutouts = {s: Cutouts(s, self.config.cutn, zoom_fraction=self.config.cut_zoom,
                                    noise=self.config.cut_noise, augment=self.config.augment) for s in sizes}
@@ -98,13 +112,18 @@ class Run:
         return result
 
     def loss_terms(self) -> dict[str, torch.Tensor]:
-        """Render, cut, embed, and evaluate every weighted loss (differentiable)."""
+        """Render, filter, cut, embed, and evaluate every weighted loss (differentiable)."""
         render = self.drawer.render()  # (1, 3, H, W)
+        terms: dict[str, torch.Tensor] = {}
+        for name, (filt, weight) in self.filters.items():
+            render, loss = filt(render)
+            terms[f"filter:{name}"] = weight * loss
         cutouts = {size: cut(render)[0] for size, cut in self.cutouts.items()}
         embeds = {key: perceptor.encode_image(cutouts[perceptor.input_size])
                   for key, (perceptor, _) in self.perceptors.items()}
         inp = LossInput(render, cutouts, embeds, self.iteration, self.config.iterations)
-        return {name: weight * loss(inp) for name, (loss, weight) in self.losses.items()}
+        terms.update({name: weight * loss(inp) for name, (loss, weight) in self.losses.items()})
+        return terms
 
     def run(self) -> RunResult:
         """Step until ``iterations`` (Ctrl-C stops early and still ends cleanly); returns the result."""
@@ -125,8 +144,12 @@ class Run:
 
     @torch.no_grad()
     def render(self) -> torch.Tensor:
-        """The current image as a (1, 3, H, W) tensor, without gradients."""
-        return self.drawer.render().detach()
+        """The current image as saved and shown, (1, 3, H, W) without gradients: the drawer's render through
+        each filter's ``output`` (``lookup`` snaps it to the palette; the rolling filters leave it as it is)."""
+        image = self.drawer.render()
+        for filt, _ in self.filters.values():
+            image = filt.output(image)
+        return image.detach()
 
     def image(self) -> Any:
         """The current image as a PIL image."""

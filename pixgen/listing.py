@@ -1,18 +1,20 @@
-"""Text for ``pixgen list``: drawers with their options, losses, and known CLIP models."""
+"""Text for ``pixgen list``: drawers, filters and losses with their options, and known CLIP models."""
 
 from __future__ import annotations
 
 import inspect
 
 from pixgen.options import plugin_options
-from pixgen.registry import DRAWERS, LOSSES, Registry
+from pixgen.registry import DRAWERS, FILTERS, LOSSES, Registry
 
 
 def describe(what: str | None = None) -> str:
-    """The listing for ``what`` (drawers, losses, clip) or all of them."""
+    """The listing for ``what`` (drawers, filters, losses, clip) or all of them."""
     parts = []
     if what in (None, "drawers"):
         parts.append("Drawers (--drawer NAME[:ARG], options as --name value):\n" + _plugins(DRAWERS))
+    if what in (None, "filters"):
+        parts.append("Filters (--filters NAME[:ARG][@WEIGHT],...):\n" + _plugins(FILTERS))
     if what in (None, "losses"):
         parts.append("Losses (--loss NAME[:ARG][@WEIGHT]):\n" + (_plugins(LOSSES) or "  (none yet)"))
     if what in (None, "clip"):

@@ -40,6 +40,23 @@ def resolve_options(cls: type, what: str, args: tuple[str, ...], options: dict[s
     return {key: coerce(value, known[key], what) for key, value in merged.items()}
 
 
+def route_options(owners: list[tuple[str, type]], options: dict[str, Any]) -> list[dict[str, Any]]:
+    """Give each named option to every plug-in in ``owners`` ((what, class) pairs) that declares it, so one
+    ``--palette`` reaches both the lookup filter and the palette loss; an option nobody declares is an error."""
+    declared = [plugin_options(cls) for _, cls in owners]
+    routed: list[dict[str, Any]] = [{} for _ in owners]
+    for key, value in options.items():
+        key = key.replace("-", "_")
+        takers = [i for i, known in enumerate(declared) if key in known]
+        if not takers:
+            names = list(dict.fromkeys(name for known in declared for name in known))
+            raise PixgenError(f"{' / '.join(what for what, _ in owners)} has no option {key!r}; the options are: "
+                              f"{', '.join(names) or 'none'}")
+        for i in takers:
+            routed[i][key] = value
+    return routed
+
+
 def coerce(value: Any, param: inspect.Parameter, what: str) -> Any:
     """Convert a CLI/YAML value to the parameter's annotated type (int, float, bool, str, or Optional of those)."""
     if not isinstance(value, str):

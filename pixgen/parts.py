@@ -1,4 +1,4 @@
-"""Building a run's parts from its config: device, perceptors, drawer, initial image, losses."""
+"""Building a run's parts from its config: device, perceptors, drawer, initial image, filters, losses."""
 
 from __future__ import annotations
 
@@ -10,9 +10,8 @@ import torch
 from pixgen.config import RunConfig
 from pixgen.errors import PixgenError
 from pixgen.noise import NOISE_KINDS
-from pixgen.options import resolve_options
+from pixgen.plugins import Chosen, of_kind
 from pixgen.prompts import parse_prompts
-from pixgen.registry import DRAWERS, LOSSES, Spec
 
 log = logging.getLogger("pixgen")
 
@@ -48,22 +47,30 @@ def load_perceptors(specs: list[str], device: torch.device) -> dict[str, tuple[A
     return out
 
 
-def build_drawer(config: RunConfig, device: torch.device) -> Any:
-    """Construct the drawer named by ``config.drawer`` with its options, and say if it trimmed the size."""
-    spec = Spec.parse(config.drawer)
-    cls = DRAWERS.get(spec.name)
-    options = resolve_options(cls, f"drawer {spec.name!r}", spec.args, config.drawer_options)
+def build_drawer(config: RunConfig, chosen: Chosen, device: torch.device) -> Any:
+    """Construct the chosen drawer with its options, and say if it trimmed the size."""
     width, height = config.dimensions()
-    drawer = cls(width, height, **options)
+    drawer = chosen.build(width, height)
+    name = chosen.spec.name
     if (drawer.width, drawer.height) != (width, height):
         reason = f"a multiple of {drawer.factor}" if getattr(drawer, "factor", None) else "its grid"
         log.warning("Size %dx%d trimmed to %dx%d (the %s drawer needs %s)", width, height, drawer.width,
-                    drawer.height, spec.name, reason)
-    kinds = (*NOISE_KINDS, *cls.extra_init_noise)
+                    drawer.height, name, reason)
+    kinds = (*NOISE_KINDS, *chosen.cls.extra_init_noise)
     if config.init_noise not in kinds:
-        raise PixgenError(f"unknown init noise {config.init_noise!r} for the {spec.name} drawer; "
+        raise PixgenError(f"unknown init noise {config.init_noise!r} for the {name} drawer; "
                           f"choose one of: {', '.join(kinds)}")
     return drawer.to(device)
+
+
+def build_filters(plugins: list[Chosen], device: torch.device) -> dict[str, tuple[Any, float]]:
+    """Every ``--filters`` entry, in order: name -> (filter, weight of its loss)."""
+    return {p.spec.name: (p.build().to(device), p.weight()) for p in of_kind(plugins, "filter")}
+
+
+def build_extra_losses(plugins: list[Chosen]) -> dict[str, tuple[Any, float]]:
+    """Every ``--loss NAME[:ARG...][@WEIGHT]``, constructed (not yet set up): name -> (loss, weight)."""
+    return {p.spec.name: (p.build(), p.weight(p.cls.default_weight)) for p in of_kind(plugins, "loss")}
 
 
 def initialize(drawer: Any, config: RunConfig, generator: torch.Generator) -> None:
@@ -76,19 +83,16 @@ def initialize(drawer: Any, config: RunConfig, generator: torch.Generator) -> No
         drawer.init_from_noise(config.init_noise, generator)
 
 
-def build_losses(config: RunConfig, perceptors: dict[str, tuple[Any, float]], run: Any) -> dict[str, tuple]:
-    """The CLIP prompt loss plus every ``--loss NAME[:ARG...][@WEIGHT]``: name -> (loss, weight), set up."""
+def build_losses(config: RunConfig, perceptors: dict[str, tuple[Any, float]], run: Any,
+                 extra: dict[str, tuple[Any, float]]) -> dict[str, tuple]:
+    """The CLIP prompt loss plus the ``extra`` losses: name -> (loss, weight), moved to the device and set up."""
     from pixgen.losses.clip import ClipPromptLoss
 
     losses: dict[str, tuple[Any, float]] = {}
     prompts = parse_prompts(config.prompt)
     if prompts:
         losses["clip"] = (ClipPromptLoss(prompts=prompts, perceptors=perceptors), 1.0)
-    for text in config.loss:
-        spec = Spec.parse(text)
-        cls = LOSSES.get(spec.name)
-        loss = cls(**resolve_options(cls, f"loss {spec.name!r}", spec.args, {}))
-        losses[spec.name] = (loss, cls.default_weight if spec.weight is None else spec.weight)
+    losses.update(extra)
     if not losses:
         raise PixgenError("nothing to optimise: give a --prompt (or a --loss)")
     for loss, _ in losses.values():

@@ -95,5 +95,14 @@ def _builtin_losses() -> Registry:
     return reg
 
 
+def _builtin_filters() -> Registry:
+    reg = Registry("filter")
+    reg.register("lookup", "pixgen.filters.lookup:LookupFilter")
+    reg.register("tiler", "pixgen.filters.tiler:TilerFilter")
+    reg.register("wallpaper", "pixgen.filters.wallpaper:WallpaperFilter")
+    return reg
+
+
 DRAWERS = _builtin_drawers()
 LOSSES = _builtin_losses()
+FILTERS = _builtin_filters()

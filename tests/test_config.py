@@ -24,9 +24,9 @@ def test_seeds() -> None:
     assert isinstance(resolve_seed(None), int)
 
 
-def test_unknown_keys_become_drawer_options_and_are_checked() -> None:
+def test_unknown_keys_become_plugin_options_and_are_checked() -> None:
     config = RunConfig.from_dict({"prompt": "x", "pixel-size": 8, "clip": "ViT-B-32:openai"})
-    assert config.drawer_options == {"pixel_size": 8} and config.clip == ["ViT-B-32:openai"]
+    assert config.plugin_options == {"pixel_size": 8} and config.clip == ["ViT-B-32:openai"]
     check(config)
     with pytest.raises(PixgenError, match="has no option 'colour'"):
         check(RunConfig.from_dict({"prompt": "x", "colour": "red"}))
