@@ -23,6 +23,12 @@ as negatives), ``--steps 450 --minutes 16 --threads 2`` reached held-out i2t top
 position 0.89, count 0.85 (shipped ViT: 0.49, 0.58, 0.66, 0.67); a max-pool-only variant of the tower
 reached 0.89 / 0.99 / 0.98 / 0.92 in 22 minutes. Generation with either passes the oracle no more often
 (0/12; README, "The shapes demo").
+
+``--chains N`` keeps N generation runs of the VQGAN drawer alive during training (``pixgen.shapes.chains``,
+``--chain-steps`` steps of the generation loss each per training step, restarting from noise after a random
+lifetime of up to 150 steps); each step adds a true scene of every chain's caption to the batch and the chain
+images the oracle rejects as negatives, so the model learns to rate what its own generation makes below real
+scenes (measured in the README).
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from pixgen.shapes.chains import chain_batch
 from pixgen.shapes.clip_training import (
     clutter_scenes,
     content_loss,
@@ -73,6 +80,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--dreams", type=int, default=0,
                    help="images per batch made by gradient ascent on the current model (negatives; 0: off)")
     p.add_argument("--dream-steps", type=int, default=4)
+    p.add_argument("--chains", type=int, default=0,
+                   help="persistent VQGAN-drawer generation runs whose images are negatives (0: off)")
+    p.add_argument("--chain-steps", type=int, default=3, help="generation steps per chain per training step")
     p.add_argument("--config", type=Path, default=clip_config_path(), help="open_clip model config (JSON)")
     return p.parse_args()
 
@@ -146,17 +156,21 @@ def train(args: argparse.Namespace):
     shape_warmup(model, args, views, gen)
     if args.minutes > 0:  # the warm-up's time counts against the budget
         args = replace_namespace(args, minutes=args.minutes - (time.time() - start) / 60)
+    chains = make_chains(args, gen)
     done = 0
     for step, _, bar in scheduled_steps(opt, args, "shapes CLIP"):
         done = step + 1
-        images, scenes, specs = random_batch(args.batch - args.clutter, RENDER_SIZE, gen)
-        extra = clutter_scenes(args.clutter, gen)
-        scenes, images = scenes + extra, torch.cat([images, render_scenes(extra, RENDER_SIZE)])
+        images, scenes, specs, negatives = real_batch(args, gen, chains, model, tokenizer)
         with torch.no_grad():
             batch = views(images)
+        whole = ~views.last_zoom  # read now: the views of the negatives below replace it
         specs = specs + text_negatives(specs, args.text_negatives, gen)
         captions = [spec_caption(s) for s in specs]
         target = soft_targets(scenes, specs)
+        if len(negatives):
+            with torch.no_grad():
+                batch = torch.cat([batch, views(negatives)])
+            target = torch.cat([target, torch.zeros(len(negatives), target.shape[1])])
         if args.dreams > 0:
             with torch.no_grad():
                 aim = F.normalize(model.encode_text(tokenizer(captions[: args.dreams])), dim=-1)
@@ -167,12 +181,42 @@ def train(args: argparse.Namespace):
         emb = emb[: len(scenes)]
         loss = soft_clip_loss(img, txt, model.logit_scale.exp().clamp(max=100), target)
         if head is not None:
-            loss = loss + args.aux_weight * content_loss(head, emb, scenes, ~views.last_zoom)
+            loss = loss + args.aux_weight * content_loss(head, emb, scenes, whole)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         bar.set_postfix(loss=f"{loss.item():.3f}", scale=f"{model.logit_scale.exp().item():.1f}")
     return model.eval(), tokenizer, done
+
+
+def make_chains(args: argparse.Namespace, gen: torch.Generator) -> tuple | None:
+    """With ``--chains``: the persistent generation runs (shipped shapes VQGAN) and the views they see."""
+    if args.chains <= 0:  # off: no draws from the generators
+        return None
+    from pixgen.shapes.chains import ChainSettings, DrawerChains
+    from pixgen.shapes.models import vqgan_paths
+    from pixgen.taming_loader import load_vqgan
+
+    rng = rng_from(gen)
+    settings = ChainSettings(n=args.chains, steps=args.chain_steps)
+    views = TrainViews(64, zoom_fraction=args.zoom_fraction, clean_fraction=0.0)
+    return DrawerChains(load_vqgan(*vqgan_paths()), settings, rng), views, rng
+
+
+def real_batch(args: argparse.Namespace, gen: torch.Generator, chains: tuple | None, model, tokenizer):
+    """One step's scenes: ``(images, scenes, specs, negatives)``; random scenes (half of them one-attribute
+    variants of the other half), clutter scenes and, with chains, a true scene per chain caption plus the
+    chain images the oracle rejects (64 px negatives)."""
+    n_chain = args.chains if chains is not None else 0
+    images, scenes, specs = random_batch(args.batch - args.clutter - n_chain, RENDER_SIZE, gen)
+    extra = clutter_scenes(args.clutter, gen)
+    scenes, images = scenes + extra, torch.cat([images, render_scenes(extra, RENDER_SIZE)])
+    negatives = torch.zeros(0, 3, 64, 64)
+    if chains is not None:
+        runs, views, rng = chains
+        c_scenes, c_specs, c_images, negatives = chain_batch(runs, model, tokenizer, views, rng, RENDER_SIZE)
+        scenes, specs, images = c_scenes + scenes, c_specs + specs, torch.cat([c_images, images])
+    return images, scenes, specs, negatives
 
 
 @torch.no_grad()
@@ -260,7 +304,7 @@ def main() -> None:
     minutes = (time.time() - t0) / 60
     options = {k: getattr(args, k) for k in ("seed", "batch", "lr", "clutter", "text_negatives", "zoom_fraction",
                                               "clean_fraction", "aux_weight", "shape_warmup", "dreams",
-                                              "dream_steps")}
+                                              "dream_steps", "chains", "chain_steps")}
     report.update(hard_negatives_by_kind(model, tokenizer, args.seed, args.eval_size))
     path = save(model, args.out, args.config, {**options, "steps": steps, **report})
     loaded = open_clip.create_model(register(args.config), pretrained=str(path)).eval()

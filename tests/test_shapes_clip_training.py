@@ -76,7 +76,7 @@ def test_dream_negatives_raise_the_similarity_they_climb() -> None:
 def test_training_script_writes_weights_that_open_clip_loads(tmp_path) -> None:
     cmd = [sys.executable, str(ROOT / "scripts" / "train_shapes_clip.py"), "--steps", "2", "--shape-warmup", "2",
            "--minutes", "0", "--batch", "24", "--clutter", "4", "--dreams", "4", "--eval-size", "32",
-           "--out", str(tmp_path)]
+           "--chains", "2", "--chain-steps", "1", "--aux-weight", "1", "--out", str(tmp_path)]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     report = json.loads(done.stdout[done.stdout.index("{"):])

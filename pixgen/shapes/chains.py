@@ -1,0 +1,126 @@
+"""Persistent generation chains: the VQGAN drawer's own optimisation, run inside CLIP training.
+
+A generation run descends the CLIP loss from a noise start; a CLIP trained only on true scenes rates the
+off-scene images that descent finds (blobs, stray colours) above real scenes of the caption. ``DrawerChains``
+keeps ``n`` such runs alive across training steps, as persistent contrastive divergence does for
+energy-based models: every training step advances each chain a few steps of the generation loss (the spherical
+distance to its caption through training views, pixray's smoothness loss, Adam on the latent as the engine's
+optimizer), and the chain images become negatives for their captions. Chains restart from fresh noise after a
+random lifetime of up to a whole run, so the negatives cover every stage of generation.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+import torch
+
+from pixgen.losses.functional import spherical_dist
+from pixgen.noise import fractal_noise
+from pixgen.shapes.clip_training import normalise
+from pixgen.shapes.sample import sample_spec
+from pixgen.shapes.world import Spec, spec_caption
+
+
+@dataclass
+class ChainSettings:
+    """Generation settings of the chains (the shapes preset's: lr 0.5, smoothness 10, 150 iterations)."""
+
+    n: int = 16
+    steps: int = 3  # generation steps per training step
+    lr: float = 0.5
+    smoothness: float = 10.0
+    lifetime: int = 150  # generation steps before a chain restarts, at most
+
+
+class DrawerChains:
+    """``n`` generation runs of the shapes VQGAN drawer, advanced against the current CLIP."""
+
+    def __init__(self, vqgan, settings: ChainSettings, rng: random.Random, size: int = 64) -> None:
+        self.vqgan, self.cfg, self.rng, self.size = vqgan, settings, rng, size
+        d = vqgan.codebook.shape[1]
+        self.z = torch.zeros(settings.n, d, size // vqgan.factor, size // vqgan.factor)
+        self.m, self.v = torch.zeros_like(self.z), torch.zeros_like(self.z)
+        self.t = torch.zeros(settings.n)
+        self.life = torch.zeros(settings.n)
+        self.specs: list[Spec] = [sample_spec(rng) for _ in range(settings.n)]
+        self._restart(torch.ones(settings.n, dtype=torch.bool))
+
+    @property
+    def captions(self) -> list[str]:
+        """Each chain's caption."""
+        return [spec_caption(s) for s in self.specs]
+
+    @torch.no_grad()
+    def _restart(self, which: torch.Tensor) -> None:
+        """Fresh noise starts (the engine's ``pixels`` init: encoded fractal noise) and new captions."""
+        gen = torch.Generator().manual_seed(self.rng.randrange(2**31))
+        for i in which.nonzero().flatten().tolist():
+            img = fractal_noise(self.size, self.size, gen)
+            self.z[i] = self.vqgan.encode(img * 2 - 1)[0]
+            self.specs[i] = sample_spec(self.rng)
+            self.life[i] = self.rng.randint(self.cfg.steps, self.cfg.lifetime)
+        self.m[which], self.v[which], self.t[which] = 0, 0, 0
+        self._project()
+
+    def images(self) -> torch.Tensor:
+        """The chains' current renders (n, 3, size, size) in [0, 1] (differentiable in ``z``)."""
+        out = self.vqgan.decode(self.vqgan.quantize(self.z))
+        return out.add(1).div(2).clamp(0, 1)
+
+    def advance(self, model, tokenizer, views) -> torch.Tensor:
+        """Restart finished chains, run ``steps`` generation steps on the others with ``model`` in eval mode,
+        and return the renders (n, 3, size, size), detached."""
+        self._restart(self.t >= self.life)
+        training = model.training
+        model.eval()
+        with torch.no_grad():
+            txt = model.encode_text(tokenizer(self.captions))
+        for _ in range(self.cfg.steps):
+            self.z.requires_grad_(True)
+            cut = views(self.images())
+            emb = model.encode_image(normalise(cut))
+            loss = spherical_dist(emb, txt).sum() + self.cfg.smoothness * _smoothness(cut)
+            (grad,) = torch.autograd.grad(loss, self.z)
+            self.z = self.z.detach()
+            self._adam(grad)
+        model.train(training)
+        with torch.no_grad():
+            return self.images()
+
+    @torch.no_grad()
+    def _adam(self, grad: torch.Tensor) -> None:
+        """One Adam step per chain (torch's defaults: betas 0.9, 0.999, eps 1e-8), then the codebook clamp."""
+        self.t += 1
+        t = self.t.view(-1, 1, 1, 1)
+        self.m.mul_(0.9).add_(grad, alpha=0.1)
+        self.v.mul_(0.999).addcmul_(grad, grad, value=0.001)
+        step = (self.m / (1 - 0.9**t)) / ((self.v / (1 - 0.999**t)).sqrt() + 1e-8)
+        self.z -= self.cfg.lr * step
+        self._project()
+
+    def _project(self) -> None:
+        book = self.vqgan.codebook
+        lo, hi = book.amin(0).view(1, -1, 1, 1), book.amax(0).view(1, -1, 1, 1)
+        self.z = torch.maximum(torch.minimum(self.z, hi), lo)
+
+
+def chain_batch(chains: DrawerChains, model, tokenizer, views, rng: random.Random, size: int):
+    """Advance the chains; returns ``(scenes, specs, images, negatives)``: a fresh true scene of every chain's
+    caption (rendered at ``size``, positives beside the chain images) and the chain images the oracle does
+    not pass (negatives for their captions)."""
+    from pixgen.shapes.oracle import check
+    from pixgen.shapes.render import render_scenes
+    from pixgen.shapes.sample import sample_scene
+
+    dreams = chains.advance(model, tokenizer, views)
+    failed = torch.tensor([not check(d, s).passed for d, s in zip(dreams, chains.specs, strict=True)])
+    scenes = [sample_scene(s, rng) for s in chains.specs]
+    return scenes, list(chains.specs), render_scenes(scenes, size), dreams[failed]
+
+
+def _smoothness(images: torch.Tensor) -> torch.Tensor:
+    """Per-image mean gradient magnitude, summed over the batch (``losses.smoothness`` per image)."""
+    dy, dx = torch.gradient(images, dim=(-2, -1))
+    return torch.sqrt(dx * dx + dy * dy + 1e-8).mean(dim=(1, 2, 3)).sum()

@@ -1,0 +1,82 @@
+"""Generation chains for the shapes CLIP's training: the VQGAN drawer's optimisation, run in batches."""
+
+from __future__ import annotations
+
+import random
+
+import open_clip
+import torch
+
+from pixgen.losses.functional import spherical_dist
+from pixgen.shapes.chains import ChainSettings, DrawerChains, chain_batch
+from pixgen.shapes.clip_training import normalise
+from pixgen.shapes.models import load_clip, register_clip, vqgan_paths
+from pixgen.shapes.views import TrainViews
+from pixgen.shapes.world import describes
+from pixgen.taming_loader import load_vqgan
+
+
+def _parts(n: int, steps: int, lifetime: int = 150):
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    model = load_clip().float()
+    tokenizer = open_clip.get_tokenizer(register_clip())
+    chains = DrawerChains(load_vqgan(*vqgan_paths()), ChainSettings(n=n, steps=steps, lifetime=lifetime),
+                          random.Random(0))
+    return model, tokenizer, chains, TrainViews(64, zoom_fraction=0.1, clean_fraction=1.0)
+
+
+def _distance(model, tokenizer, chains) -> torch.Tensor:
+    with torch.no_grad():
+        emb = model.encode_image(normalise(chains.images()))
+        return spherical_dist(emb, model.encode_text(tokenizer(chains.captions)))
+
+
+def test_chains_descend_their_captions_loss_and_stay_in_the_codebook_range() -> None:
+    model, tokenizer, chains, views = _parts(n=3, steps=6)
+    chains.life[:] = 1000  # no restarts in this test
+    before = _distance(model, tokenizer, chains)
+    images = chains.advance(model, tokenizer, views)
+    assert images.shape == (3, 3, 64, 64) and 0 <= images.min() and images.max() <= 1
+    assert not images.requires_grad and not model.training  # detached; the eval mode is restored
+    assert _distance(model, tokenizer, chains).mean() < before.mean()
+    book = chains.vqgan.codebook
+    assert (chains.z >= book.amin(0).view(1, -1, 1, 1) - 1e-6).all()
+    assert (chains.z <= book.amax(0).view(1, -1, 1, 1) + 1e-6).all()
+    assert chains.t.tolist() == [6, 6, 6]
+
+
+def test_finished_chains_restart_from_noise_with_a_new_caption() -> None:
+    model, tokenizer, chains, views = _parts(n=4, steps=2)
+    chains.life[:] = torch.tensor([2.0, 2.0, 100.0, 100.0])
+    chains.advance(model, tokenizer, views)
+    z, captions = chains.z.clone(), chains.captions
+    chains.advance(model, tokenizer, views)  # chains 0 and 1 are done: they restart, then take 2 steps
+    assert chains.t.tolist() == [2, 2, 4, 4]
+    assert captions[2:] == chains.captions[2:]
+    assert not torch.allclose(z[:2], chains.z[:2], atol=0.5)
+
+
+def test_chain_batch_pairs_every_chain_caption_with_a_true_scene() -> None:
+    model, tokenizer, chains, views = _parts(n=3, steps=1)
+    scenes, specs, images, negatives = chain_batch(chains, model, tokenizer, views, random.Random(1), 96)
+    assert all(describes(spec, scene) for spec, scene in zip(specs, scenes, strict=True))
+    assert images.shape == (3, 3, 96, 96)
+    assert negatives.shape[1:] == (3, 64, 64) and len(negatives) <= 3  # one step from noise: all fail
+    assert len(negatives) == 3
+
+
+def test_descent_diagnosis_script_reports_every_way() -> None:
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parent.parent / "scripts" / "diagnose_shapes_descent.py"
+    cmd = [sys.executable, str(script), "--steps", "2", "--cutn", "2", "--lrs", "0.1", "--threads", "1"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    assert 0 < lines[0]["start"] < lines[0]["true_target_scene"] <= 1  # the target scene fits its caption better
+    assert [line["way"] for line in lines[1:]] == ["clip-quantized", "clip-continuous", "mse-quantized"]
+    assert all(len(line["corner_rgb"]) == 3 and isinstance(line["oracle"], bool) for line in lines[1:])
