@@ -172,12 +172,13 @@ def test_bad_configs_are_clear_errors(tiny, tmp_path, text: str, match: str) -> 
 def test_size_is_trimmed_to_the_factor_and_the_run_says_so(tiny, caplog) -> None:
     from pixgen.config import RunConfig
     from pixgen.parts import build_drawer
+    from pixgen.plugins import chosen_plugins, of_kind
 
     config, ckpt = tiny["vq"]
     run_config = RunConfig.from_dict({"drawer": "vqgan", "size": "70x50", "vqgan_config": str(config),
                                       "vqgan_checkpoint": str(ckpt)})
     with caplog.at_level(logging.INFO, logger="pixgen"):
-        drawer = build_drawer(run_config, torch.device("cpu"))
+        drawer = build_drawer(run_config, of_kind(chosen_plugins(run_config), "drawer")[0], torch.device("cpu"))
     assert (drawer.width, drawer.height) == (64, 48) and drawer.z.shape == (1, 32, 3, 4)
     assert "Size 70x50 trimmed to 64x48 (the vqgan drawer needs a multiple of 16)" in caplog.text
     assert (drawer_for(tiny["gumbel"], 70, 50).width, drawer_for(tiny["gumbel"], 70, 50).height) == (64, 48)
