@@ -162,8 +162,7 @@ def train(args: argparse.Namespace):
         done = step + 1
         images, scenes, specs, negatives = real_batch(args, gen, chains, model, tokenizer)
         with torch.no_grad():
-            batch = views(images)
-        whole = ~views.last_zoom  # read now: the views of the negatives below replace it
+            batch, zoom = views.cut(images)
         specs = specs + text_negatives(specs, args.text_negatives, gen)
         captions = [spec_caption(s) for s in specs]
         target = soft_targets(scenes, specs)
@@ -181,7 +180,7 @@ def train(args: argparse.Namespace):
         emb = emb[: len(scenes)]
         loss = soft_clip_loss(img, txt, model.logit_scale.exp().clamp(max=100), target)
         if head is not None:
-            loss = loss + args.aux_weight * content_loss(head, emb, scenes, whole)
+            loss = loss + args.aux_weight * content_loss(head, emb, scenes, ~zoom)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

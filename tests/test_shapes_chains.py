@@ -1,4 +1,5 @@
-"""Generation chains for the shapes CLIP's training: the VQGAN drawer's optimisation, run in batches."""
+"""Generation chains for the shapes CLIP's training (the VQGAN drawer's optimisation, run in batches) and the
+training views they and the script use."""
 
 from __future__ import annotations
 
@@ -80,3 +81,11 @@ def test_descent_diagnosis_script_reports_every_way() -> None:
     assert 0 < lines[0]["start"] < lines[0]["true_target_scene"] <= 1  # the target scene fits its caption better
     assert [line["way"] for line in lines[1:]] == ["clip-quantized", "clip-continuous", "mse-quantized"]
     assert all(len(line["corner_rgb"]) == 3 and isinstance(line["oracle"], bool) for line in lines[1:])
+
+
+def test_training_views_say_which_views_are_zoom_cuts() -> None:
+    images = torch.rand(6, 3, 96, 96)
+    views, zoom = TrainViews(64, zoom_fraction=1.0, clean_fraction=0.0).cut(images)
+    assert views.shape == (6, 3, 64, 64) and zoom.tolist() == [True] * 6
+    _, zoom = TrainViews(64, zoom_fraction=0.0, clean_fraction=0.5).cut(images)
+    assert zoom.tolist() == [False] * 6

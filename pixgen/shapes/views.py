@@ -31,6 +31,10 @@ class TrainViews:
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) in [0, 1] -> (B, 3, size, size) views (noise may leave [0, 1] slightly)."""
+        return self.cut(images)[0]
+
+    def cut(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The views and which of them are zoom cuts ((B,) bool: they may crop shapes away)."""
         n = images.shape[0]
         device = images.device
         kind = torch.rand(n, device=device)  # < zoom: zoom cut; > 1 - clean: plain; else wide
@@ -38,7 +42,6 @@ class TrainViews:
         pooled = _pool(rgba, self.size)  # (B, 4, s, s)
         out = pooled.clone()
         zoom = kind < self.zoom_fraction
-        self.last_zoom = zoom  # which views were zoom cuts (they may crop shapes away)
         wide = (~zoom) & (kind <= 1 - self.clean_fraction)
         if zoom.any():
             out[zoom] = self.zoom(rgba[zoom])
@@ -48,7 +51,7 @@ class TrainViews:
         rgb = out[:, :3] + (1 - out[:, 3:]) * gray  # (B, 3, s, s)
         rgb = self.color(rgb.clamp(0, 1))
         rgb = self._degrade(rgb)
-        return rgb + torch.randn_like(rgb) * torch.rand(n, 1, 1, 1, device=device) * self.noise
+        return rgb + torch.randn_like(rgb) * torch.rand(n, 1, 1, 1, device=device) * self.noise, zoom
 
     def _degrade(self, rgb: torch.Tensor) -> torch.Tensor:
         """Blur some views and wash some with smooth noise (like early, half-optimised renders)."""
