@@ -118,6 +118,4 @@ class VqganDrawer(Drawer):
     @torch.no_grad()
     def project_(self) -> None:
         """Clamp ``z`` per channel to the codebook's range."""
-        book = self.vqgan().codebook  # (K, D)
-        lo, hi = book.amin(0).view(1, -1, 1, 1), book.amax(0).view(1, -1, 1, 1)
-        self.z.copy_(torch.maximum(torch.minimum(self.z, hi), lo))
+        self.z.copy_(self.vqgan().clamp_to_codebook(self.z))

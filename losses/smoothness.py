@@ -18,6 +18,12 @@ from pixgen.losses.base import Loss, LossInput
 KINDS = ("default", "clipped", "log")
 
 
+def gradient_magnitude(images: torch.Tensor) -> torch.Tensor:
+    """Per-pixel gradient magnitude (``torch.gradient`` over H and W) of (N, C, H, W) images, same shape."""
+    dy, dx = torch.gradient(images, dim=(-2, -1))
+    return torch.sqrt(dx * dx + dy * dy + 1e-8)
+
+
 class SmoothnessLoss(Loss):
     """Mean gradient magnitude (``torch.gradient``) of every cutout batch; optional ``kind`` and ``cap``."""
 
@@ -39,8 +45,7 @@ class SmoothnessLoss(Loss):
         return torch.stack([self._magnitude(images) for images in batches]).mean()
 
     def _magnitude(self, images: torch.Tensor) -> torch.Tensor:
-        dy, dx = torch.gradient(images, dim=(-2, -1))
-        mag = torch.sqrt(dx * dx + dy * dy + 1e-8)  # (N, 3, H, W)
+        mag = gradient_magnitude(images)  # (N, 3, H, W)
         if self.kind == "clipped":
             mag = mag.clamp(max=self.cap)
         elif self.kind == "log":

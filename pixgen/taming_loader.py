@@ -144,6 +144,12 @@ class VqganModel(nn.Module):
         zq = book[dist.argmin(-1)]  # (N, h, w, D)
         return (zf + (zq - zf).detach()).movedim(-1, 1)
 
+    def clamp_to_codebook(self, z: torch.Tensor) -> torch.Tensor:
+        """``z`` (N, D, h, w) clamped per channel to the range the code vectors span."""
+        book = self.codebook  # (K, D)
+        lo, hi = book.amin(0).view(1, -1, 1, 1), book.amax(0).view(1, -1, 1, 1)
+        return torch.maximum(torch.minimum(z, hi), lo)
+
     def tokens_to_latent(self, tokens: torch.Tensor) -> torch.Tensor:
         """Code indices (N, h, w) -> their code vectors (N, D, h, w)."""
         return self.codebook[tokens].movedim(-1, 1)

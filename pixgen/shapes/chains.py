@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import torch
 
 from pixgen.losses.functional import spherical_dist
+from pixgen.losses.smoothness import gradient_magnitude
 from pixgen.noise import fractal_noise
 from pixgen.shapes.clip_training import normalise
 from pixgen.shapes.sample import sample_spec
@@ -101,9 +102,7 @@ class DrawerChains:
         self._project()
 
     def _project(self) -> None:
-        book = self.vqgan.codebook
-        lo, hi = book.amin(0).view(1, -1, 1, 1), book.amax(0).view(1, -1, 1, 1)
-        self.z = torch.maximum(torch.minimum(self.z, hi), lo)
+        self.z = self.vqgan.clamp_to_codebook(self.z)
 
 
 def chain_batch(chains: DrawerChains, model, tokenizer, views, rng: random.Random, size: int):
@@ -122,5 +121,4 @@ def chain_batch(chains: DrawerChains, model, tokenizer, views, rng: random.Rando
 
 def _smoothness(images: torch.Tensor) -> torch.Tensor:
     """Per-image mean gradient magnitude, summed over the batch (``losses.smoothness`` per image)."""
-    dy, dx = torch.gradient(images, dim=(-2, -1))
-    return torch.sqrt(dx * dx + dy * dy + 1e-8).mean(dim=(1, 2, 3)).sum()
+    return gradient_magnitude(images).mean(dim=(1, 2, 3)).sum()
