@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from pixgen.losses.functional import spherical_dist
 from pixgen.shapes.clip_training import normalise
-from pixgen.shapes.models import clip_config_path, clip_weights_path, register_clip, vqgan_paths
+from pixgen.shapes.models import clip_config_path, clip_weights_path, register_clip_config, vqgan_paths
 from pixgen.shapes.oracle import check
 from pixgen.shapes.render import render_caption
 from pixgen.shapes.views import TrainViews
@@ -48,10 +48,7 @@ def load_model(config: Path, weights: Path | None):
     """The CLIP (eval mode) and its tokenizer; a config other than the shipped one registers under its stem."""
     import open_clip
 
-    name = register_clip()
-    if Path(config).resolve() != clip_config_path().resolve():
-        name = Path(config).stem
-        open_clip.add_model_config(config)
+    name = register_clip_config(config)
     model = open_clip.create_model(name, pretrained=str(weights or clip_weights_path())).eval()
     return model.requires_grad_(False), open_clip.get_tokenizer(name)
 
@@ -92,17 +89,16 @@ def main() -> None:
     with torch.no_grad():
         txt = model.encode_text(tokenizer([args.target]))
 
-        def similarity(x: torch.Tensor) -> float:
-            return F.cosine_similarity(model.encode_image(normalise(x)), txt).item()
+    @torch.no_grad()
+    def similarity(x: torch.Tensor) -> float:
+        return F.cosine_similarity(model.encode_image(normalise(x)), txt).item()
 
     print(json.dumps({"start": round(similarity(start), 3), "true_target_scene": round(similarity(goal), 3)}))
     for way in ("clip-quantized", "clip-continuous", "mse-quantized"):
         for lr in args.lrs:
             x = descend(way, lr, model, txt, vqgan, start, goal, args)
             verdict = check(x, args.target)
-            with torch.no_grad():
-                score = similarity(x)
-            print(json.dumps({"way": way, "lr": lr, "similarity": round(score, 3),
+            print(json.dumps({"way": way, "lr": lr, "similarity": round(similarity(x), 3),
                               "corner_rgb": [round(v, 2) for v in x[0, :, :8, :8].mean((1, 2)).tolist()],
                               "oracle": verdict.passed, "why": verdict.reasons[:1]}), flush=True)
 

@@ -54,8 +54,7 @@ from pixgen.shapes.clip_training import (
     soft_targets,
     text_negatives,
 )
-from pixgen.shapes.cnn import register_timm_model
-from pixgen.shapes.models import clip_config_path, register_clip
+from pixgen.shapes.models import clip_config_path, register_clip_config
 from pixgen.shapes.render import random_batch, render_scenes
 from pixgen.shapes.sample import MUTATIONS, mutate_spec, rng_from, sample_scene, sample_spec
 from pixgen.shapes.training import base_parser, scheduled_steps
@@ -92,17 +91,6 @@ def replace_namespace(args: argparse.Namespace, **changes) -> argparse.Namespace
     return argparse.Namespace(**{**vars(args), **changes})
 
 
-def register(config: Path) -> str:
-    """Register a model config with open_clip (the shipped one under its own name); returns the name."""
-    import open_clip
-
-    if Path(config).resolve() == clip_config_path().resolve():
-        return register_clip()
-    register_timm_model()
-    open_clip.add_model_config(config)
-    return Path(config).stem
-
-
 def encode(model, tokenizer, images: torch.Tensor, captions: list[str], raw: bool = False):
     """Unit image (or, with ``raw``, unnormalised) and unit text embeddings of (B, 3, 64, 64) images in
     [0, 1] and captions."""
@@ -137,7 +125,7 @@ def train(args: argparse.Namespace):
     """Run the training loop; returns (model, tokenizer, steps done)."""
     import open_clip
 
-    name = register(args.config)
+    name = register_clip_config(args.config)
     model = open_clip.create_model(name)
     tokenizer = open_clip.get_tokenizer(name)
     # the content head exists only when used: creating it draws from torch's random state, which the
@@ -306,7 +294,7 @@ def main() -> None:
                                               "dream_steps", "chains", "chain_steps")}
     report.update(hard_negatives_by_kind(model, tokenizer, args.seed, args.eval_size))
     path = save(model, args.out, args.config, {**options, "steps": steps, **report})
-    loaded = open_clip.create_model(register(args.config), pretrained=str(path)).eval()
+    loaded = open_clip.create_model(register_clip_config(args.config), pretrained=str(path)).eval()
     again = evaluate(loaded, tokenizer, args.seed, args.eval_size)
     print(json.dumps({"steps": steps, "minutes": round(minutes, 1), "held_out": report,
                       "held_out_after_fp16_reload": again, "file": str(path),
