@@ -21,20 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-CAPTIONS = [
-    "a red circle on a blue background",
-    "a yellow square on a black background",
-    "a green triangle on a white background",
-    "a large purple circle on a yellow background",
-    "a blue square on the left",
-    "a small orange circle on the right on a white background",
-    "a white triangle on the top on a green background",
-    "a red square in the center on a white background",
-    "a red circle above a blue square",
-    "a yellow triangle left of a purple circle on a black background",
-    "a green square below a white circle",
-    "a blue circle right of an orange triangle",
-]
+from pixgen.shapes.world import DEMO_CAPTIONS as CAPTIONS
+
 CONFIGS: dict[str, dict] = {
     "vqgan": {},  # the preset as shipped: VQGAN drawer, default augmentations
     "vqgan-noaug": {"augment": False},
@@ -63,7 +51,7 @@ def parse_args() -> argparse.Namespace:
 def pick_captions(which: str) -> list[str]:
     """The issue's 12 captions, or only the one-shape / two-shape ones."""
     if which == "all":
-        return CAPTIONS
+        return list(CAPTIONS)
     pair = [c for c in CAPTIONS if any(r in c for r in (" above ", " below ", " left of ", " right of "))]
     return pair if which == "pair" else [c for c in CAPTIONS if c not in pair]
 

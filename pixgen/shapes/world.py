@@ -44,6 +44,23 @@ POS_LO, POS_HI = 0.4, 0.6
 CENTER_TOL = 0.15
 REL_MIN_OFFSET = 0.1
 
+# the demo's 12 captions (single shapes with backgrounds, positions, two-shape relations), measured by
+# scripts/eval_shapes.py and by the shapes VQGAN's held-out report
+DEMO_CAPTIONS: tuple[str, ...] = (
+    "a red circle on a blue background",
+    "a yellow square on a black background",
+    "a green triangle on a white background",
+    "a large purple circle on a yellow background",
+    "a blue square on the left",
+    "a small orange circle on the right on a white background",
+    "a white triangle on the top on a green background",
+    "a red square in the center on a white background",
+    "a red circle above a blue square",
+    "a yellow triangle left of a purple circle on a black background",
+    "a green square below a white circle",
+    "a blue circle right of an orange triangle",
+)
+
 GRAMMAR = (
     "a [small|large] COLOUR SHAPE [on the left|right|top|bottom | in the center] [on a COLOUR background]"
     " or: a COLOUR SHAPE above|below|left of|right of a COLOUR SHAPE [on a COLOUR background];"
