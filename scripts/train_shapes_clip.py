@@ -28,7 +28,9 @@ reached 0.89 / 0.99 / 0.98 / 0.92 in 22 minutes. Generation with either passes t
 ``--chain-steps`` steps of the generation loss each per training step, restarting from noise after a random
 lifetime of up to 150 steps); each step adds a true scene of every chain's caption to the batch and the chain
 images the oracle rejects as negatives, so the model learns to rate what its own generation makes below real
-scenes (measured in the README).
+scenes (measured in the README). ``--init-weights`` fine-tunes existing weights instead: the shipped ViT with
+``--chains 16 --lr 5e-4 --steps 400 --minutes 24 --threads 2`` (356 steps) kept its held-out scores (hard
+negatives 0.85, shape 0.59) and its generations still pass 0 of 12 (not shipped).
 """
 
 from __future__ import annotations
@@ -83,6 +85,8 @@ def parse_args() -> argparse.Namespace:
                    help="persistent VQGAN-drawer generation runs whose images are negatives (0: off)")
     p.add_argument("--chain-steps", type=int, default=3, help="generation steps per chain per training step")
     p.add_argument("--config", type=Path, default=clip_config_path(), help="open_clip model config (JSON)")
+    p.add_argument("--init-weights", type=Path,
+                   help="start from these weights (a shapes_clip.safetensors of the same --config) and fine-tune")
     return p.parse_args()
 
 
@@ -126,7 +130,9 @@ def train(args: argparse.Namespace):
     import open_clip
 
     name = register_clip_config(args.config)
-    model = open_clip.create_model(name)
+    # --init-weights: fine-tune existing weights (e.g. the shipped ones, with --chains) instead of starting fresh
+    model = open_clip.create_model(name, pretrained=str(args.init_weights) if args.init_weights else None)
+    model.float().train()
     tokenizer = open_clip.get_tokenizer(name)
     # the content head exists only when used: creating it draws from torch's random state, which the
     # training views share, so a run without it stays the run the shipped weights came from
