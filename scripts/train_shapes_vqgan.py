@@ -55,7 +55,7 @@ class ShapesVQ(nn.Module):
         from taming.modules.vqvae.quantize import VectorQuantizer2
 
         super().__init__()
-        self.factor, self.n_embed = factor, n_embed
+        self.n_embed = n_embed
         self.ddconfig = ddconfig(factor)
         self.encoder = Encoder(**self.ddconfig)
         with contextlib.redirect_stdout(io.StringIO()):

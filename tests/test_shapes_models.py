@@ -66,13 +66,15 @@ def test_vqgan_loads_offline_and_reconstructs_scenes() -> None:
             "quant_conv.weight", "post_quant_conv.weight"} <= set(state["state_dict"])
     model = load_vqgan(yaml_path, ckpt_path)
     assert model.factor == 4 and model.codebook.shape[0] == 512
+    def roundtrip(images: torch.Tensor) -> torch.Tensor:  # encode, quantize, decode; [0, 1] in and out
+        with torch.no_grad():
+            return ((model.decode(model.quantize(model.encode(images * 2 - 1))) + 1) / 2).clamp(0, 1)
+
     images, _, specs = random_batch(12, 128, torch.Generator().manual_seed(5), hard_negatives=False)
-    with torch.no_grad():
-        rec = ((model.decode(model.quantize(model.encode(images * 2 - 1))) + 1) / 2).clamp(0, 1)
+    rec = roundtrip(images)
     assert (rec - images).abs().mean() < 0.02  # measured 0.006
     assert sum(check(r, s).passed for r, s in zip(rec, specs, strict=True)) >= 10  # measured 12 (100% held out)
     small = torch.cat([render_caption(c, 64, torch.Generator().manual_seed(1)) for c in DEMO_CAPTIONS])
-    with torch.no_grad():
-        rec = ((model.decode(model.quantize(model.encode(small * 2 - 1))) + 1) / 2).clamp(0, 1)
+    rec = roundtrip(small)
     # at the preset's 64 px (a 16x16 latent); 77% of 12 captions x 8 seeds in the training script's report
     assert sum(check(r, c).passed for r, c in zip(rec, DEMO_CAPTIONS, strict=True)) >= 8  # measured 11
