@@ -10,8 +10,8 @@ The engine then calls, in order:
 1. ``.to(device)``, then ``init_from_noise(kind, generator)`` or ``init_from_image(img)`` -- set the parameters
    (the generator is a CPU ``torch.Generator``; all randomness must come from it);
 2. ``param_groups(lr)`` -- the optimizer is built from these groups;
-3. every step: ``render()`` -> (1, 3, H, W) in [0, 1], differentiable; after ``optimizer.step()``:
-   ``project_()`` (clamps, codebook range);
+3. every step: ``set_progress(done / iterations)``, ``render()`` -> (1, 3, H, W) in [0, 1], differentiable;
+   after ``optimizer.step()``: ``project_()`` (clamps, codebook range);
 4. ``extra_outputs()`` when saving (e.g. ``{"output.svg": "<svg ...>"}``).
 
 Frozen models (a VQGAN decoder) are never submodules: they come from a process-wide cached loader, so that
@@ -62,6 +62,9 @@ class Drawer(nn.Module):
     def param_groups(self, lr: float) -> list[dict[str, Any]]:
         """Optimizer parameter groups; override to give groups their own learning rates."""
         return [{"params": [p for p in self.parameters() if p.requires_grad], "lr": lr}]
+
+    def set_progress(self, fraction: float) -> None:
+        """Told by the engine before each render how far the run is, in [0, 1] (a schedule may follow it)."""
 
     @torch.no_grad()
     def project_(self) -> None:

@@ -64,8 +64,14 @@ class VqganDrawer(Drawer):
     extra_init_noise = ("tokens",)
 
     def __init__(self, width: int, height: int, *, model: str = "imagenet_f16_16384",
-                 vqgan_config: str | None = None, vqgan_checkpoint: str | None = None) -> None:
-        super().__init__(width, height, model=model, vqgan_config=vqgan_config, vqgan_checkpoint=vqgan_checkpoint)
+                 vqgan_config: str | None = None, vqgan_checkpoint: str | None = None,
+                 quantize_ramp: float = 0.0) -> None:
+        super().__init__(width, height, model=model, vqgan_config=vqgan_config, vqgan_checkpoint=vqgan_checkpoint,
+                         quantize_ramp=quantize_ramp)
+        if not 0.0 <= quantize_ramp < 1.0:
+            raise PixgenError(f"quantize_ramp {quantize_ramp} is out of range; give a fraction of the run in [0, 1) "
+                              "(0: quantize from the first step)")
+        self.quantize_ramp, self.progress = quantize_ramp, 1.0
         self._config_path, self._checkpoint_path = vqgan_files(model, vqgan_config, vqgan_checkpoint)
         self._seen: dict[str, weakref.ref[VqganModel]] = {}
         config = read_config(self._config_path)
@@ -87,10 +93,18 @@ class VqganDrawer(Drawer):
             self._seen[str(device)] = weakref.ref(model)  # no strong reference: the cache owns the model
         return model
 
+    def set_progress(self, fraction: float) -> None:
+        """The run's progress, for the ``quantize_ramp`` schedule."""
+        self.progress = fraction
+
     def render(self) -> torch.Tensor:
-        """Quantise ``z`` (straight-through), decode, map [-1, 1] to [0, 1]: (1, 3, H, W)."""
+        """Quantise ``z`` (straight-through; during the ``quantize_ramp`` part of the run only a growing share
+        of the way to the codes), decode, map [-1, 1] to [0, 1]: (1, 3, H, W)."""
         model = self.vqgan()
-        out = model.decode(model.quantize(self.z)).contiguous()  # (1, 3, H, W) in about [-1, 1]
+        latent = model.quantize(self.z)  # z + (codes - z), the difference without gradient
+        if self.progress < self.quantize_ramp:
+            latent = self.z + (self.progress / self.quantize_ramp) * (latent - self.z)
+        out = model.decode(latent).contiguous()  # (1, 3, H, W) in about [-1, 1]
         return clamp_with_grad(out.add(1).div(2), 0.0, 1.0)
 
     @torch.no_grad()

@@ -113,6 +113,7 @@ class Run:
 
     def loss_terms(self) -> dict[str, torch.Tensor]:
         """Render, filter, cut, embed, and evaluate every weighted loss (differentiable)."""
+        self.drawer.set_progress(self.iteration / self.config.iterations)
         render = self.drawer.render()  # (1, 3, H, W)
         terms: dict[str, torch.Tensor] = {}
         for name, (filt, weight) in self.filters.items():
@@ -146,6 +147,7 @@ class Run:
     def render(self) -> torch.Tensor:
         """The current image as saved and shown, (1, 3, H, W) without gradients: the drawer's render through
         each filter's ``output`` (``lookup`` snaps it to the palette; the rolling filters leave it as it is)."""
+        self.drawer.set_progress(self.iteration / self.config.iterations)
         image = self.drawer.render()
         for filt, _ in self.filters.values():
             image = filt.output(image)

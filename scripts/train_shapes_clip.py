@@ -47,6 +47,7 @@ import torch.nn.functional as F
 
 from pixgen.shapes.chains import chain_batch
 from pixgen.shapes.clip_training import (
+    adversarial_views,
     clutter_scenes,
     content_loss,
     dream_negatives,
@@ -84,6 +85,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--chains", type=int, default=0,
                    help="persistent VQGAN-drawer generation runs whose images are negatives (0: off)")
     p.add_argument("--chain-steps", type=int, default=3, help="generation steps per chain per training step")
+    p.add_argument("--adv-eps", type=float, default=0.0,
+                   help="L2 radius of adversarial training views (0: off; README: 1.5 as a fine-tune)")
+    p.add_argument("--adv-steps", type=int, default=2, help="projected gradient steps per adversarial view")
     p.add_argument("--config", type=Path, default=clip_config_path(), help="open_clip model config (JSON)")
     p.add_argument("--init-weights", type=Path,
                    help="start from these weights (a shapes_clip.safetensors of the same --config) and fine-tune")
@@ -169,6 +173,10 @@ def train(args: argparse.Namespace):
                 aim = F.normalize(model.encode_text(tokenizer(captions[: args.dreams])), dim=-1)
             batch = torch.cat([batch, dream_negatives(model, aim, args.dream_steps, gen)])
             target = torch.cat([target, torch.zeros(args.dreams, target.shape[1])])
+        if args.adv_eps > 0:
+            with torch.no_grad():
+                fixed = F.normalize(model.encode_text(tokenizer(captions)), dim=-1)
+            batch = adversarial_views(model, fixed, batch, target, args.adv_eps, args.adv_steps)
         emb, txt = encode(model, tokenizer, batch, captions, raw=True)
         img = F.normalize(emb, dim=-1)
         emb = emb[: len(scenes)]
@@ -297,7 +305,7 @@ def main() -> None:
     minutes = (time.time() - t0) / 60
     options = {k: getattr(args, k) for k in ("seed", "batch", "lr", "clutter", "text_negatives", "zoom_fraction",
                                               "clean_fraction", "aux_weight", "shape_warmup", "dreams",
-                                              "dream_steps", "chains", "chain_steps")}
+                                              "dream_steps", "chains", "chain_steps", "adv_eps", "adv_steps")}
     report.update(hard_negatives_by_kind(model, tokenizer, args.seed, args.eval_size))
     path = save(model, args.out, args.config, {**options, "steps": steps, **report})
     loaded = open_clip.create_model(register_clip_config(args.config), pretrained=str(path)).eval()

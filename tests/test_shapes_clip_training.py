@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from pixgen.shapes.clip_training import (
+    adversarial_views,
     content_loss,
     content_targets,
     dream_negatives,
@@ -73,10 +74,31 @@ def test_dream_negatives_raise_the_similarity_they_climb() -> None:
     assert not model.training  # the model's mode is restored
 
 
+def test_adversarial_views_raise_the_loss_within_their_radius() -> None:
+    from pixgen.shapes.models import load_clip
+
+    torch.set_num_threads(1)
+    model = load_clip()
+    model.float()
+    images = torch.rand(4, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    txt = F.normalize(torch.randn(4, model.text_projection.shape[1], generator=torch.Generator().manual_seed(1)),
+                      dim=-1)
+    target = torch.eye(4)
+    scale = model.logit_scale.exp().clamp(max=100).detach()
+
+    def loss(x: torch.Tensor) -> float:
+        with torch.no_grad():
+            return soft_clip_loss(F.normalize(model.encode_image(normalise(x)), dim=-1), txt, scale, target).item()
+
+    moved = adversarial_views(model, txt, images, target, eps=1.5, steps=2)
+    assert (moved - images).flatten(1).norm(dim=1).max() <= 1.5 + 1e-4
+    assert loss(moved) > loss(images) + 0.01
+
+
 def test_training_script_writes_weights_that_open_clip_loads(tmp_path) -> None:
     cmd = [sys.executable, str(ROOT / "scripts" / "train_shapes_clip.py"), "--steps", "2", "--shape-warmup", "2",
            "--minutes", "0", "--batch", "24", "--clutter", "4", "--dreams", "4", "--eval-size", "32",
-           "--chains", "2", "--chain-steps", "1", "--aux-weight", "1", "--out", str(tmp_path)]
+           "--chains", "2", "--chain-steps", "1", "--aux-weight", "1", "--adv-eps", "1", "--out", str(tmp_path)]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     report = json.loads(done.stdout[done.stdout.index("{"):])

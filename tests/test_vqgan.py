@@ -196,6 +196,27 @@ def test_render_is_in_range_and_differentiable(tiny, kind: str) -> None:
     assert torch.isfinite(drawer.z.grad).all() and drawer.z.grad.abs().sum() > 0
 
 
+def test_quantize_ramp_blends_from_the_latent_to_the_codes(tiny) -> None:
+    files = tiny["vq"]
+    drawer = VqganDrawer(64, 48, vqgan_config=str(files[0]), vqgan_checkpoint=str(files[1]), quantize_ramp=0.5)
+    drawer.init_from_noise("pixels", torch.Generator().manual_seed(0))
+    model = drawer.vqgan()
+    with torch.no_grad():
+        z, codes = drawer.z.clone(), model.quantize(drawer.z)
+        assert not torch.allclose(z, codes)
+        expect = {0.0: z, 0.25: (z + codes) / 2, 0.5: codes, 1.0: codes}
+        for progress, latent in expect.items():
+            drawer.set_progress(progress)
+            want = model.decode(latent).add(1).div(2).clamp(0, 1)
+            assert torch.allclose(drawer.render(), want, atol=1e-5), progress
+    drawer.set_progress(0.25)
+    drawer.render().mean().backward()
+    assert torch.isfinite(drawer.z.grad).all() and drawer.z.grad.abs().sum() > 0
+    assert drawer.to_config()["quantize_ramp"] == 0.5
+    with pytest.raises(PixgenError, match="quantize_ramp 1.5 is out of range"):
+        VqganDrawer(64, 48, vqgan_config=str(files[0]), vqgan_checkpoint=str(files[1]), quantize_ramp=1.5)
+
+
 def test_loss_falls_toward_a_target_under_adam(fitted) -> None:
     drawer = drawer_for(fitted[:2], 32, 32)
     drawer.init_from_noise("snow", torch.Generator().manual_seed(0))

@@ -111,3 +111,20 @@ def dream_negatives(model, txt: torch.Tensor, steps: int, gen: torch.Generator) 
         z = (z + 0.08 * grad.sign()).detach()
     model.train(training)
     return F.interpolate(z.clamp(0, 1), size=64, mode="bicubic", align_corners=False).clamp(0, 1)
+
+
+def adversarial_views(model, txt: torch.Tensor, images: torch.Tensor, target: torch.Tensor, eps: float,
+                      steps: int) -> torch.Tensor:
+    """``images`` (N, 3, 64, 64) moved by L2 projected gradient ascent (``steps`` steps, radius ``eps`` per
+    image) on the contrastive loss against the fixed unit caption embeddings ``txt``. Training on them
+    (adversarial training) makes the image tower's pixel gradients point at visible changes."""
+    scale = model.logit_scale.exp().clamp(max=100).detach()
+    delta = torch.zeros_like(images)
+    for _ in range(steps):
+        delta.requires_grad_(True)
+        img = F.normalize(model.encode_image(normalise(images + delta)), dim=-1)
+        (grad,) = torch.autograd.grad(soft_clip_loss(img, txt, scale, target), delta)
+        grad = grad / grad.flatten(1).norm(dim=1).clamp(min=1e-12).view(-1, 1, 1, 1)
+        delta = delta.detach() + 0.75 * eps * grad
+        delta = delta * (eps / delta.flatten(1).norm(dim=1).clamp(min=1e-12)).clamp(max=1).view(-1, 1, 1, 1)
+    return images + delta.detach()
