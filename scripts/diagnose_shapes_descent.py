@@ -6,9 +6,10 @@
 
 Starts from a true scene of ``--start`` ("a green triangle on a purple background"), encoded by the shapes
 VQGAN, and descends towards ``--target`` (the same scene on a white background) for ``--steps`` Adam steps in
-three ways: the CLIP loss through the quantized latent (the VQGAN drawer, straight-through), the CLIP loss
-through the continuous latent (no quantizer), and the pixel MSE to a true target scene through the quantized
-latent. Prints, per way and learning rate, the CLIP similarity (and a true target scene's), the colour of the
+four ways: the CLIP loss through the quantized latent (the VQGAN drawer, straight-through); the same with the
+drawer's ``quantize_ramp`` 0.7 (the render blends from the continuous latent to the codes over the first 70 %
+of the steps); the CLIP loss through the continuous latent (no quantizer); and the pixel MSE to a true target
+scene through the quantized latent. Prints, per way and learning rate, the CLIP similarity (and a true target scene's), the colour of the
 top-left corner (the background) and the oracle's verdict. Views are the training views (as cutouts).
 """
 
@@ -60,12 +61,12 @@ def descend(way: str, lr: float, model, txt: torch.Tensor, vqgan, start: torch.T
     z = vqgan.encode(start * 2 - 1).detach().requires_grad_(True)
     opt = torch.optim.Adam([z], lr=lr)
 
-    def image() -> torch.Tensor:
-        latent = z if way == "clip-continuous" else vqgan.quantize(z)
+    def image(share: float = 1.0) -> torch.Tensor:
+        latent = z if way == "clip-continuous" else z + share * (vqgan.quantize(z) - z)
         return vqgan.decode(latent).add(1).div(2).clamp(0, 1)
 
-    for _ in range(args.steps):
-        x = image()
+    for step in range(args.steps):
+        x = image(min(1.0, step / (0.7 * args.steps)) if way == "clip-ramped" else 1.0)
         if way == "mse-quantized":
             loss = (x - goal).pow(2).mean()
         else:
@@ -94,7 +95,7 @@ def main() -> None:
         return F.cosine_similarity(model.encode_image(normalise(x)), txt).item()
 
     print(json.dumps({"start": round(similarity(start), 3), "true_target_scene": round(similarity(goal), 3)}))
-    for way in ("clip-quantized", "clip-continuous", "mse-quantized"):
+    for way in ("clip-quantized", "clip-ramped", "clip-continuous", "mse-quantized"):
         for lr in args.lrs:
             x = descend(way, lr, model, txt, vqgan, start, goal, args)
             verdict = check(x, args.target)

@@ -30,7 +30,8 @@ lifetime of up to 150 steps); each step adds a true scene of every chain's capti
 images the oracle rejects as negatives, so the model learns to rate what its own generation makes below real
 scenes (measured in the README). ``--init-weights`` fine-tunes existing weights instead: the shipped ViT with
 ``--chains 16 --lr 5e-4 --steps 400 --minutes 24 --threads 2`` (356 steps) kept its held-out scores (hard
-negatives 0.85, shape 0.59) and its generations still pass 0 of 12 (not shipped).
+negatives 0.85, shape 0.59) and its generations still pass 0 of 12 (not shipped). ``--adv-eps 1.5`` trains on
+L2 adversarial views (``--adv-steps`` projected gradient steps each), as a fine-tune with ``--init-weights``.
 """
 
 from __future__ import annotations
