@@ -9,8 +9,9 @@ VQGAN, and descends towards ``--target`` (the same scene on a white background) 
 four ways: the CLIP loss through the quantized latent (the VQGAN drawer, straight-through); the same with the
 drawer's ``quantize_ramp`` 0.7 (the render blends from the continuous latent to the codes over the first 70 %
 of the steps); the CLIP loss through the continuous latent (no quantizer); and the pixel MSE to a true target
-scene through the quantized latent. Prints, per way and learning rate, the CLIP similarity (and a true target scene's), the colour of the
-top-left corner (the background) and the oracle's verdict. Views are the training views (as cutouts).
+scene through the quantized latent. Prints, per way and learning rate, the CLIP similarity (and a true target
+scene's), the colour of the top-left corner (the background) and the oracle's verdict. Views are the training
+views (as cutouts).
 """
 
 from __future__ import annotations

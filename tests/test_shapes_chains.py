@@ -79,7 +79,8 @@ def test_descent_diagnosis_script_reports_every_way() -> None:
     assert done.returncode == 0, done.stderr[-2000:]
     lines = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
     assert 0 < lines[0]["start"] < lines[0]["true_target_scene"] <= 1  # the target scene fits its caption better
-    assert [line["way"] for line in lines[1:]] == ["clip-quantized", "clip-continuous", "mse-quantized"]
+    assert [line["way"] for line in lines[1:]] == ["clip-quantized", "clip-ramped", "clip-continuous",
+                                                  "mse-quantized"]
     assert all(len(line["corner_rgb"]) == 3 and isinstance(line["oracle"], bool) for line in lines[1:])
 
 
