@@ -101,10 +101,8 @@ class VqganDrawer(Drawer):
         """Quantise ``z`` (straight-through; during the ``quantize_ramp`` part of the run only a growing share
         of the way to the codes), decode, map [-1, 1] to [0, 1]: (1, 3, H, W)."""
         model = self.vqgan()
-        latent = model.quantize(self.z)  # z + (codes - z), the difference without gradient
-        if self.progress < self.quantize_ramp:
-            latent = self.z + (self.progress / self.quantize_ramp) * (latent - self.z)
-        out = model.decode(latent).contiguous()  # (1, 3, H, W) in about [-1, 1]
+        share = self.progress / self.quantize_ramp if self.progress < self.quantize_ramp else 1.0
+        out = model.decode(model.quantize(self.z, share)).contiguous()  # (1, 3, H, W) in about [-1, 1]
         return clamp_with_grad(out.add(1).div(2), 0.0, 1.0)
 
     @torch.no_grad()

@@ -136,13 +136,14 @@ class VqganModel(nn.Module):
             return self.tokens_to_latent(self.quantizer.proj(h).argmax(1))
         return h
 
-    def quantize(self, z: torch.Tensor) -> torch.Tensor:
-        """Nearest code vector per position, with a straight-through gradient to ``z`` (N, D, h, w)."""
+    def quantize(self, z: torch.Tensor, share: float = 1.0) -> torch.Tensor:
+        """Nearest code vector per position, with a straight-through gradient to ``z`` (N, D, h, w); a ``share``
+        under 1 moves only that share of the way from ``z`` to its codes (the gradient is the same)."""
         zf = z.movedim(1, -1)  # (N, h, w, D)
         book = self.codebook  # (K, D)
         dist = zf.pow(2).sum(-1, keepdim=True) + book.pow(2).sum(1) - 2 * zf @ book.T  # (N, h, w, K)
         zq = book[dist.argmin(-1)]  # (N, h, w, D)
-        return (zf + (zq - zf).detach()).movedim(-1, 1)
+        return (zf + share * (zq - zf).detach()).movedim(-1, 1)
 
     def clamp_to_codebook(self, z: torch.Tensor) -> torch.Tensor:
         """``z`` (N, D, h, w) clamped per channel to the range the code vectors span."""

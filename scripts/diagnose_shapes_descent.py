@@ -63,7 +63,7 @@ def descend(way: str, lr: float, model, txt: torch.Tensor, vqgan, start: torch.T
     opt = torch.optim.Adam([z], lr=lr)
 
     def image(share: float = 1.0) -> torch.Tensor:
-        latent = z if way == "clip-continuous" else z + share * (vqgan.quantize(z) - z)
+        latent = z if way == "clip-continuous" else vqgan.quantize(z, share)
         return vqgan.decode(latent).add(1).div(2).clamp(0, 1)
 
     for step in range(args.steps):
