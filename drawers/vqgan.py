@@ -1,8 +1,12 @@
 """VQGAN drawer: the parameters are a continuous latent ``z``; each render snaps it to the codebook with a
 straight-through estimator and decodes it (pixray / VQGAN+CLIP).
 
+``latent_levels`` N > 1 adds N - 1 coarser grids (half, quarter, ... the latent's size) whose upsampled sum with
+``z`` is what gets quantised: a coarse cell's gradient is the sum over its block, so one step can recolour a
+whole area (a background) instead of each cell following its own noisy straight-through gradient.
+
 The frozen VQGAN is not a submodule: it comes from ``pixgen.taming_loader.load_vqgan`` (one copy per process
-and device), so checkpoints of this drawer hold only ``z``.
+and device), so checkpoints of this drawer hold only ``z`` (and its coarser grids).
 """
 
 from __future__ import annotations
@@ -65,9 +69,9 @@ class VqganDrawer(Drawer):
 
     def __init__(self, width: int, height: int, *, model: str = "imagenet_f16_16384",
                  vqgan_config: str | None = None, vqgan_checkpoint: str | None = None,
-                 quantize_ramp: float = 0.0) -> None:
+                 quantize_ramp: float = 0.0, latent_levels: int = 1) -> None:
         super().__init__(width, height, model=model, vqgan_config=vqgan_config, vqgan_checkpoint=vqgan_checkpoint,
-                         quantize_ramp=quantize_ramp)
+                         quantize_ramp=quantize_ramp, latent_levels=latent_levels)
         if not 0.0 <= quantize_ramp < 1.0:
             raise PixgenError(f"quantize_ramp {quantize_ramp} is out of range; give a fraction of the run in [0, 1) "
                               "(0: quantize from the first step)")
@@ -82,7 +86,15 @@ class VqganDrawer(Drawer):
         self.width, self.height = width // factor * factor, height // factor * factor
         self.factor = factor  # the engine reports the trimming (``size_note``)
         self.vqgan()  # load (or fetch from the process cache) now: a bad checkpoint fails here
-        self.z = nn.Parameter(torch.zeros(1, config.embed_dim, self.height // factor, self.width // factor))
+        h, w = self.height // factor, self.width // factor
+        if not 1 <= latent_levels <= 1 + max(h, w).bit_length():
+            raise PixgenError(f"latent_levels {latent_levels} is out of range; give 1 (one latent grid) up to "
+                              f"{1 + max(h, w).bit_length()} for a {h}x{w} latent")
+        self.z = nn.Parameter(torch.zeros(1, config.embed_dim, h, w))
+        #: coarser grids (half, quarter, ... size), upsampled and added to ``z``: a step moves whole areas
+        self.coarse = nn.ParameterList(
+            nn.Parameter(torch.zeros(1, config.embed_dim, -(-h // 2**k), -(-w // 2**k)))
+            for k in range(1, latent_levels))
 
     def vqgan(self) -> VqganModel:
         """The frozen model on the device of ``z`` (shared with every other drawer using the same files)."""
@@ -102,8 +114,15 @@ class VqganDrawer(Drawer):
         of the way to the codes), decode, map [-1, 1] to [0, 1]: (1, 3, H, W)."""
         model = self.vqgan()
         share = self.progress / self.quantize_ramp if self.progress < self.quantize_ramp else 1.0
-        out = model.decode(model.quantize(self.z, share)).contiguous()  # (1, 3, H, W) in about [-1, 1]
+        out = model.decode(model.quantize(self.latent(), share)).contiguous()  # (1, 3, H, W) in about [-1, 1]
         return clamp_with_grad(out.add(1).div(2), 0.0, 1.0)
+
+    def latent(self) -> torch.Tensor:
+        """``z`` plus the coarser grids, each upsampled (nearest) to its size: (1, D, h, w)."""
+        z = self.z
+        for k, grid in enumerate(self.coarse, start=1):
+            z = z + grid.repeat_interleave(2**k, -2).repeat_interleave(2**k, -1)[..., :z.shape[-2], :z.shape[-1]]
+        return z
 
     @torch.no_grad()
     def init_from_image(self, img: torch.Tensor) -> None:
@@ -113,6 +132,8 @@ class VqganDrawer(Drawer):
             img = F.interpolate(img, size=(self.height, self.width), mode="bilinear", antialias=True,
                                 align_corners=False)
         self.z.copy_(self.vqgan().encode(img * 2 - 1))
+        for grid in self.coarse:
+            grid.zero_()
         self.project_()
 
     @torch.no_grad()
@@ -126,8 +147,11 @@ class VqganDrawer(Drawer):
         _, _, h, w = self.z.shape
         tokens = torch.randint(model.codebook.shape[0], (1, h, w), generator=generator)  # (1, h, w)
         self.z.copy_(model.tokens_to_latent(tokens.to(self.z.device)))
+        for grid in self.coarse:
+            grid.zero_()
 
     @torch.no_grad()
     def project_(self) -> None:
-        """Clamp ``z`` per channel to the codebook's range."""
-        self.z.copy_(self.vqgan().clamp_to_codebook(self.z))
+        """Clamp the latent per channel to the codebook's range (the finest grid takes the correction)."""
+        latent = self.latent()
+        self.z.copy_(self.vqgan().clamp_to_codebook(latent) - (latent - self.z))

@@ -22,11 +22,14 @@ QUALITY: dict[str, dict[str, Any]] = {
 ASPECT_BASE = {"widescreen": (192, 108), "square": (144, 144), "portrait": (128, 160)}
 
 PRESETS: dict[str, dict[str, Any]] = {
-    # mostly wide cutouts (the shapes CLIP reads positions and counts from the whole image) and a smoothness
-    # loss that clears stray blobs; measured in scripts/eval_shapes.py (README, "The shapes demo")
+    # mostly wide cutouts (the shapes CLIP reads positions and counts from the whole image), a smoothness
+    # loss that clears stray blobs, and a latent pyramid that moves whole areas; measured in
+    # scripts/eval_shapes.py (README, "The shapes demo")
     "shapes": {"clip": ["shapes"], "drawer": "vqgan:shapes", "size": "64x64", "iterations": 150, "cutn": 16, "lr": 0.5,
-               "cut_zoom": 0.1, "loss": ["smoothness@10"]},
+               "cut_zoom": 0.1, "loss": ["smoothness@10"], "latent_levels": 4},
 }
+#: preset settings that are options of the preset's own drawer: left out when the user picks another drawer
+DRAWER_OPTIONS: dict[str, tuple[str, ...]] = {"shapes": ("latent_levels",)}
 
 
 def apply_presets(values: dict[str, Any]) -> dict[str, Any]:
@@ -37,7 +40,11 @@ def apply_presets(values: dict[str, Any]) -> dict[str, Any]:
     if preset is not None:
         if preset not in PRESETS:
             raise PixgenError(f"unknown preset {preset!r}; choose one of: {', '.join(sorted(PRESETS))}")
-        base.update(PRESETS[preset])
+        settings = dict(PRESETS[preset])
+        if values.get("drawer") not in (None, settings.get("drawer")):
+            for key in DRAWER_OPTIONS.get(preset, ()):
+                settings.pop(key, None)
+        base.update(settings)
     quality = values.get("quality")
     if quality is not None:
         if quality not in QUALITY:

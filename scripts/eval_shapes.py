@@ -127,6 +127,28 @@ def contact_sheet(rows: list[dict], configs: list[str], captions: list[str], see
     sheet.save(path)
 
 
+def check_kind(reason: str) -> str:
+    """Which of the oracle's checks an oracle reason belongs to (for the failed-checks table)."""
+    if "background" in reason:
+        return "background"
+    if reason.startswith("other colours"):
+        return "other colours"
+    if "looks like" in reason or reason.startswith("no "):
+        return "shape"
+    return "size, place, relation"
+
+
+def failures(rows: list[dict], configs: list[str]) -> str:
+    """Markdown: per configuration, in how many runs each kind of check failed (a run may fail several)."""
+    kinds = ["background", "other colours", "shape", "size, place, relation"]
+    lines = ["| runs failing | " + " | ".join(configs) + " |", "|---" * (len(configs) + 1) + "|"]
+    for kind in kinds:
+        counts = [(sum(kind in {check_kind(x) for x in r["reasons"]} for r in rows if r["config"] == c),
+                   sum(r["config"] == c for r in rows)) for c in configs]
+        lines.append(f"| {kind} | " + " | ".join(f"{k}/{n}" for k, n in counts) + " |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     """Run every job, print the table, write the sheet and the JSON."""
     args = parse_args()
@@ -140,6 +162,7 @@ def main() -> None:
     with ProcessPoolExecutor(args.workers, mp_context=get_context("spawn")) as pool:
         rows = list(pool.map(run_one, jobs))
     print(table(rows, configs, captions))
+    print("\n" + failures(rows, configs))
     print(f"\n{len(jobs)} runs in {(time.time() - start) / 60:.1f} min with {args.workers} workers; "
           f"settings: " + "; ".join(f"{c}: {settings_of(c, args.set)}" for c in configs))
     if args.sheet:

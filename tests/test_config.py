@@ -80,6 +80,10 @@ def test_presets_fill_in_under_explicit_settings() -> None:
     assert square.size == "576x576" and square.batches == 2
     shapes = RunConfig.from_dict({"prompt": "x", "preset": "shapes", "size": "64x64"})
     assert shapes.clip == ["shapes"] and shapes.size == "64x64" and shapes.drawer == "vqgan:shapes"
+    assert shapes.plugin_options == {"latent_levels": 4}
+    # the preset's VQGAN-only option is left out when another drawer is chosen (it would be unknown there)
+    pixel = RunConfig.from_dict({"prompt": "x", "preset": "shapes", "drawer": "pixel"})
+    assert pixel.drawer == "pixel" and pixel.plugin_options == {}
     with pytest.raises(PixgenError, match="unknown preset 'nope'; choose one of: shapes"):
         RunConfig.from_dict({"preset": "nope"})
     with pytest.raises(PixgenError, match="unknown quality"):

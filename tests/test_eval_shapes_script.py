@@ -19,10 +19,30 @@ def test_eval_script_prints_the_table_and_writes_sheet_and_verdicts(tmp_path: Pa
                          capture_output=True, text=True, timeout=300, check=True).stdout
     assert "| a red circle on a blue background | 0/1 | 0/1 |" in out  # two steps cannot draw the scene
     assert "**pass rate** | **0/1 = 0%** | **0/1 = 0%** |" in out
+    assert "| runs failing | vqgan | pixel |" in out and "| shape | " in out and "| other colours | " in out
     rows = json.loads(verdicts.read_text())
     assert [(r["config"], r["seed"], r["passed"]) for r in rows] == [("vqgan", 3, False), ("pixel", 3, False)]
     assert all(r["reasons"] for r in rows)
     assert Image.open(sheet).size == (330 + 2 * 104, 24 + 104)
+
+
+def test_failed_checks_are_sorted_by_the_oracles_reasons() -> None:
+    import importlib.util
+
+    import torch
+
+    from pixgen.shapes import check, render_caption
+
+    spec = importlib.util.spec_from_file_location("eval_shapes", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    scene = render_caption("a red circle on a blue background", size=64, generator=torch.Generator().manual_seed(0))
+    kinds = {module.check_kind(r) for r in check(scene, "a green circle on a white background").reasons}
+    assert kinds == {"background", "shape"}
+    rows = [{"config": "c", "reasons": ["background is blue, not white", "no green shape: green covers 0.00%"]},
+            {"config": "c", "reasons": []}]
+    table = module.failures(rows, ["c"])
+    assert "| background | 1/2 |" in table and "| shape | 1/2 |" in table and "| other colours | 0/2 |" in table
 
 
 def test_eval_script_rejects_an_unknown_configuration() -> None:

@@ -2,7 +2,7 @@
 
 The full measurement (12 captions x 2 seeds, with and without augmentations, VQGAN and pixel drawers) is
 ``scripts/eval_shapes.py``; its table is in the README. The shipped models do not yet reach the oracle's full
-pass (shape identity is their weak point, and the background is right in only 14 of the table's 24 VQGAN
+pass (2 of the table's 24 VQGAN runs pass; shape identity is their weak point, and the background is right in 14 of 24
 runs), so this test checks the README's quickstart caption for what generation reaches there: the named
 background and every named colour, as the oracle measures them (nearest palette colour per pixel).
 """

@@ -217,6 +217,35 @@ def test_quantize_ramp_blends_from_the_latent_to_the_codes(tiny) -> None:
         VqganDrawer(64, 48, vqgan_config=str(files[0]), vqgan_checkpoint=str(files[1]), quantize_ramp=1.5)
 
 
+def test_latent_levels_add_coarse_grids_whose_gradient_is_the_sum_over_their_block(tiny) -> None:
+    files = tiny["vq"]
+    drawer = VqganDrawer(64, 48, vqgan_config=str(files[0]), vqgan_checkpoint=str(files[1]), latent_levels=2)
+    (grid,) = drawer.coarse
+    h, w = drawer.z.shape[-2:]
+    assert grid.shape[-2:] == (-(-h // 2), -(-w // 2))
+    drawer.init_from_noise("pixels", torch.Generator().manual_seed(0))
+    assert not grid.abs().any()  # a start sets the finest grid only
+    with torch.no_grad():
+        grid.normal_()
+    latent = drawer.latent()
+    assert torch.allclose(latent[..., 1, 1], drawer.z[..., 1, 1] + grid[..., 0, 0])
+    assert torch.allclose(latent[..., 2, 0], drawer.z[..., 2, 0] + grid[..., 1, 0])
+    model = drawer.vqgan()
+    with torch.no_grad():
+        want = model.decode(model.quantize(latent)).add(1).div(2).clamp(0, 1)
+        assert torch.allclose(drawer.render(), want, atol=1e-6)
+    drawer.render().square().mean().backward()
+    block_sums = torch.nn.functional.pad(drawer.z.grad, (0, w % 2, 0, h % 2)).unfold(2, 2, 2).unfold(3, 2, 2)
+    assert torch.allclose(grid.grad, block_sums.sum((-1, -2)), atol=1e-6) and grid.grad.abs().sum() > 0
+    with torch.no_grad():
+        grid.fill_(1e3)
+    drawer.project_()
+    assert torch.allclose(drawer.latent(), model.clamp_to_codebook(drawer.latent()), atol=1e-4)
+    assert drawer.to_config()["latent_levels"] == 2
+    with pytest.raises(PixgenError, match="latent_levels 0 is out of range"):
+        VqganDrawer(64, 48, vqgan_config=str(files[0]), vqgan_checkpoint=str(files[1]), latent_levels=0)
+
+
 def test_loss_falls_toward_a_target_under_adam(fitted) -> None:
     drawer = drawer_for(fitted[:2], 32, 32)
     drawer.init_from_noise("snow", torch.Generator().manual_seed(0))

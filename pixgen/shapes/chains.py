@@ -26,7 +26,8 @@ from pixgen.shapes.world import Spec, spec_caption
 
 @dataclass
 class ChainSettings:
-    """Generation settings of the chains (the shapes preset's: lr 0.5, smoothness 10, 150 iterations)."""
+    """Generation settings of the chains (the shapes preset's lr 0.5, smoothness 10 and 150 iterations; one latent
+    grid, as the preset had before its ``latent_levels`` 4)."""
 
     n: int = 16
     steps: int = 3  # generation steps per training step
