@@ -100,12 +100,11 @@ def replace_namespace(args: argparse.Namespace, **changes) -> argparse.Namespace
     return argparse.Namespace(**{**vars(args), **changes})
 
 
-def encode(model, tokenizer, images: torch.Tensor, captions: list[str], raw: bool = False):
-    """Unit image (or, with ``raw``, unnormalised) and unit text embeddings of (B, 3, 64, 64) images in
-    [0, 1] and captions."""
+def encode(model, tokenizer, images: torch.Tensor, captions: list[str]):
+    """Unit image and unit text embeddings of (B, 3, 64, 64) images in [0, 1] and captions."""
     img = model.encode_image(normalise(images))
     txt = F.normalize(model.encode_text(tokenizer(captions)), dim=-1)
-    return img if raw else F.normalize(img, dim=-1), txt
+    return F.normalize(img, dim=-1), txt
 
 
 def shape_warmup(model, args: argparse.Namespace, views: TrainViews, gen: torch.Generator) -> None:
@@ -169,16 +168,13 @@ def train(args: argparse.Namespace):
             with torch.no_grad():
                 batch = torch.cat([batch, views(negatives)])
             target = torch.cat([target, torch.zeros(len(negatives), target.shape[1])])
+        txt = F.normalize(model.encode_text(tokenizer(captions)), dim=-1)  # once; dreams and attacks read it fixed
         if args.dreams > 0:
-            with torch.no_grad():
-                aim = F.normalize(model.encode_text(tokenizer(captions[: args.dreams])), dim=-1)
-            batch = torch.cat([batch, dream_negatives(model, aim, args.dream_steps, gen)])
+            batch = torch.cat([batch, dream_negatives(model, txt[: args.dreams].detach(), args.dream_steps, gen)])
             target = torch.cat([target, torch.zeros(args.dreams, target.shape[1])])
         if args.adv_eps > 0:
-            with torch.no_grad():
-                fixed = F.normalize(model.encode_text(tokenizer(captions)), dim=-1)
-            batch = adversarial_views(model, fixed, batch, target, args.adv_eps, args.adv_steps)
-        emb, txt = encode(model, tokenizer, batch, captions, raw=True)
+            batch = adversarial_views(model, txt.detach(), batch, target, args.adv_eps, args.adv_steps)
+        emb = model.encode_image(normalise(batch))
         img = F.normalize(emb, dim=-1)
         emb = emb[: len(scenes)]
         loss = soft_clip_loss(img, txt, model.logit_scale.exp().clamp(max=100), target)
