@@ -59,6 +59,12 @@ def vqgan_files(model: str, vqgan_config: str | None, vqgan_checkpoint: str | No
     return files["config"], files["checkpoint"]
 
 
+def ramp_share(progress: float, ramp: float) -> float:
+    """How far the render goes from the latent to its codes at ``progress`` (a fraction of the run) under a
+    ``quantize_ramp`` of ``ramp``: rising linearly to 1 at ``ramp``, then 1 (always 1 for ramp 0)."""
+    return progress / ramp if progress < ramp else 1.0
+
+
 class VqganDrawer(Drawer):
     """A taming VQGAN latent, quantised and decoded on every render. Sizes are trimmed to its factor."""
 
@@ -113,7 +119,7 @@ class VqganDrawer(Drawer):
         """Quantise ``z`` (straight-through; during the ``quantize_ramp`` part of the run only a growing share
         of the way to the codes), decode, map [-1, 1] to [0, 1]: (1, 3, H, W)."""
         model = self.vqgan()
-        share = self.progress / self.quantize_ramp if self.progress < self.quantize_ramp else 1.0
+        share = ramp_share(self.progress, self.quantize_ramp)
         out = model.decode(model.quantize(self.latent(), share)).contiguous()  # (1, 3, H, W) in about [-1, 1]
         return clamp_with_grad(out.add(1).div(2), 0.0, 1.0)
 

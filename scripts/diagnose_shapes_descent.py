@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from pixgen.drawers.vqgan import ramp_share
 from pixgen.losses.functional import spherical_dist
 from pixgen.shapes.clip_training import normalise
 from pixgen.shapes.models import clip_config_path, clip_weights_path, register_clip_config, vqgan_paths
@@ -67,7 +68,7 @@ def descend(way: str, lr: float, model, txt: torch.Tensor, vqgan, start: torch.T
         return vqgan.decode(latent).add(1).div(2).clamp(0, 1)
 
     for step in range(args.steps):
-        x = image(min(1.0, step / (0.7 * args.steps)) if way == "clip-ramped" else 1.0)
+        x = image(ramp_share(step / args.steps, 0.7) if way == "clip-ramped" else 1.0)
         if way == "mse-quantized":
             loss = (x - goal).pow(2).mean()
         else:
