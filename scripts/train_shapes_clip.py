@@ -32,6 +32,14 @@ scenes (measured in the README). ``--init-weights`` fine-tunes existing weights 
 ``--chains 16 --lr 5e-4 --steps 400 --minutes 24 --threads 2`` (356 steps) kept its held-out scores (hard
 negatives 0.85, shape 0.59) and its generations still pass 0 of 12 (not shipped). ``--adv-eps 1.5`` trains on
 L2 adversarial views (``--adv-steps`` projected gradient steps each), as a fine-tune with ``--init-weights``.
+
+``--align N`` trains the image gradient itself (perceptually aligned gradients, double backprop): for N scenes
+per batch a corrupted copy is made (``--near-miss`` of them with shapes changed, moved or doubled, the rest
+painted over with palette blocks) and the loss adds ``--align-weight`` x (1 - cosine) between the image
+gradient of the similarity to the scene's caption and the repair direction (clean - corrupted). The report's
+``gradient_alignment`` measures that cosine on held-out block-painted scenes: shipped ViT 0.015, robust CNN
+0.11; the shipped ViT fine-tuned with ``--align 48 --align-weight 2 --near-miss 0 --lr 5e-4 --minutes 14``
+0.19, then ``--align 64 --align-weight 4 --near-miss 0 --seed 1`` 0.60 (generation: README, "Aligned gradients").
 """
 
 from __future__ import annotations
@@ -40,19 +48,28 @@ import argparse
 import json
 import shutil
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
 from pixgen.shapes.chains import chain_batch
+from pixgen.shapes.clip_report import (
+    RENDER_SIZE,
+    clean_views,
+    evaluate,
+    gradient_alignment_report,
+    hard_negatives_by_kind,
+)
 from pixgen.shapes.clip_training import (
     adversarial_views,
+    blob_corrupt,
     clutter_scenes,
     content_loss,
     dream_negatives,
+    gradient_alignment,
     normalise,
+    scene_corrupt,
     single_shapes,
     soft_clip_loss,
     soft_targets,
@@ -60,12 +77,10 @@ from pixgen.shapes.clip_training import (
 )
 from pixgen.shapes.models import clip_config_path, register_clip_config
 from pixgen.shapes.render import random_batch, render_scenes
-from pixgen.shapes.sample import MUTATIONS, mutate_spec, rng_from, sample_scene, sample_spec
+from pixgen.shapes.sample import rng_from
 from pixgen.shapes.training import base_parser, scheduled_steps
 from pixgen.shapes.views import TrainViews
-from pixgen.shapes.world import COLOURS, SHAPES, describes, spec_caption
-
-RENDER_SIZE = 128
+from pixgen.shapes.world import COLOURS, SHAPES, spec_caption
 
 
 def parse_args() -> argparse.Namespace:
@@ -89,6 +104,11 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--adv-eps", type=float, default=0.0,
                    help="L2 radius of adversarial training views (0: off; README: 1.5 as a fine-tune)")
     p.add_argument("--adv-steps", type=int, default=2, help="projected gradient steps per adversarial view")
+    p.add_argument("--align", type=int, default=0,
+                   help="scenes per batch whose blob-corrupted copy trains gradient alignment (0: off)")
+    p.add_argument("--align-weight", type=float, default=1.0, help="weight of the gradient alignment loss")
+    p.add_argument("--near-miss", type=float, default=0.5,
+                   help="share of the --align scenes corrupted by changing their shapes (the rest: palette blocks)")
     p.add_argument("--config", type=Path, default=clip_config_path(), help="open_clip model config (JSON)")
     p.add_argument("--init-weights", type=Path,
                    help="start from these weights (a shapes_clip.safetensors of the same --config) and fine-tune")
@@ -98,13 +118,6 @@ def parse_args() -> argparse.Namespace:
 def replace_namespace(args: argparse.Namespace, **changes) -> argparse.Namespace:
     """A copy of ``args`` with some values changed."""
     return argparse.Namespace(**{**vars(args), **changes})
-
-
-def encode(model, tokenizer, images: torch.Tensor, captions: list[str]):
-    """Unit image and unit text embeddings of (B, 3, 64, 64) images in [0, 1] and captions."""
-    img = model.encode_image(normalise(images))
-    txt = F.normalize(model.encode_text(tokenizer(captions)), dim=-1)
-    return F.normalize(img, dim=-1), txt
 
 
 def shape_warmup(model, args: argparse.Namespace, views: TrainViews, gen: torch.Generator) -> None:
@@ -180,11 +193,27 @@ def train(args: argparse.Namespace):
         loss = soft_clip_loss(img, txt, model.logit_scale.exp().clamp(max=100), target)
         if head is not None:
             loss = loss + args.aux_weight * content_loss(head, emb, scenes, ~zoom)
+        shown = {}
+        if args.align > 0:
+            clean = clean_views(images[: args.align])
+            bad = corrupted(clean, scenes, int(args.align * args.near_miss), gen)
+            cos = gradient_alignment(model, txt[: args.align].detach(), clean, bad)
+            loss = loss + args.align_weight * (1 - cos).mean()
+            shown["align"] = f"{cos.mean().item():.3f}"
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        bar.set_postfix(loss=f"{loss.item():.3f}", scale=f"{model.logit_scale.exp().item():.1f}")
+        bar.set_postfix(loss=f"{loss.item():.3f}", scale=f"{model.logit_scale.exp().item():.1f}", **shown)
     return model.eval(), tokenizer, done
+
+
+def corrupted(clean: torch.Tensor, scenes: list, near: int, gen: torch.Generator) -> torch.Tensor:
+    """The corrupted copies of the 64 px ``clean`` scenes for gradient alignment: the first ``near`` are
+    near-miss scenes (``scene_corrupt``), the rest painted over with palette blocks (``blob_corrupt``)."""
+    if near == 0:  # no draws for near misses (the runs made before they existed stay repeatable)
+        return blob_corrupt(clean, gen)
+    misses = clean_views(render_scenes(scene_corrupt(scenes[:near], gen), RENDER_SIZE))
+    return torch.cat([misses, blob_corrupt(clean[near:], gen)])
 
 
 def make_chains(args: argparse.Namespace, gen: torch.Generator) -> tuple | None:
@@ -217,65 +246,6 @@ def real_batch(args: argparse.Namespace, gen: torch.Generator, chains: tuple | N
     return images, scenes, specs, negatives
 
 
-@torch.no_grad()
-def evaluate(model, tokenizer, seed: int, n: int) -> dict[str, float]:
-    """Held-out retrieval: top-1 image->caption and caption->image among ``n`` pairs (a hit is any true
-    pair), clean and through the training views, and accuracy against one-attribute hard negatives."""
-    gen = torch.Generator().manual_seed(seed + 10_000)
-    torch.manual_seed(seed + 10_000)
-    images, scenes, specs = random_batch(n, RENDER_SIZE, gen)
-    target = soft_targets(scenes, specs)
-    out = {}
-    for kind, batch in (("clean", clean_views(images)), ("augmented", TrainViews(64)(images))):
-        img, txt = encode(model, tokenizer, batch, [spec_caption(s) for s in specs])
-        sim = img @ txt.T  # (n, n)
-        out[f"i2t_top1_{kind}"] = target[torch.arange(n), sim.argmax(1)].mean().item()
-        out[f"t2i_top1_{kind}"] = target[sim.argmax(0), torch.arange(n)].mean().item()
-        hard = [(i, i + 1) for i in range(0, n - 1, 2) if target[i, i + 1] == 0]
-        out[f"hard_negative_{kind}"] = sum(float(sim[i, i] > sim[i, j]) for i, j in hard) / max(1, len(hard))
-    return out
-
-
-def clean_views(images: torch.Tensor) -> torch.Tensor:
-    """Renders resized to the CLIP's 64 px input with no augmentation."""
-    return F.interpolate(images, size=(64, 64), mode="bilinear", antialias=True)
-
-
-def contrast_pairs(kind: str, rng, n: int) -> list[tuple]:
-    """``n`` (true scene, true caption, false scene, false caption) held-out pairs of one ``kind``: a
-    one-attribute caption change on the same scene, or for ``count`` the same caption on the scene with a
-    second same-colour shape added."""
-    pairs: list[tuple] = []
-    while len(pairs) < n:
-        spec = sample_spec(rng)
-        scene = sample_scene(spec, rng)
-        if kind == "count":
-            if spec.relation is None:
-                extra = replace(scene.objects[0], cx=1 - scene.objects[0].cx, cy=1 - scene.objects[0].cy)
-                pairs.append((scene, spec, replace(scene, objects=(*scene.objects, extra)), spec))
-            continue
-        other = mutate_spec(spec, rng, kind)
-        if other is not None and not describes(other, scene):
-            pairs.append((scene, spec, scene, other))
-    return pairs
-
-
-@torch.no_grad()
-def hard_negatives_by_kind(model, tokenizer, seed: int, n: int) -> dict[str, float]:
-    """Held-out accuracy per kind of one-attribute change: the true (scene, caption) pair must score above
-    the false one of ``contrast_pairs``, on clean images."""
-    rng = rng_from(torch.Generator().manual_seed(seed + 20_000))
-    out = {}
-    for kind in (*MUTATIONS, "count"):
-        true_scenes, true_specs, false_scenes, false_specs = zip(*contrast_pairs(kind, rng, n // 4), strict=True)
-        images = clean_views(render_scenes([*true_scenes, *false_scenes], RENDER_SIZE))
-        img, txt = encode(model, tokenizer, images, [spec_caption(s) for s in (*true_specs, *false_specs)])
-        m = len(true_scenes)
-        good = (img[:m] * txt[:m]).sum(1) > (img[m:] * txt[m:]).sum(1)
-        out[f"hard_{kind}"] = round(good.float().mean().item(), 3)
-    return out
-
-
 def save(model, out: Path, config: Path, meta: dict) -> Path:
     """Write the fp16 state dict (and the model config, if ``out`` is not the assets folder)."""
     from safetensors.torch import save_file
@@ -302,8 +272,10 @@ def main() -> None:
     minutes = (time.time() - t0) / 60
     options = {k: getattr(args, k) for k in ("seed", "batch", "lr", "clutter", "text_negatives", "zoom_fraction",
                                               "clean_fraction", "aux_weight", "shape_warmup", "dreams",
-                                              "dream_steps", "chains", "chain_steps", "adv_eps", "adv_steps")}
+                                              "dream_steps", "chains", "chain_steps", "adv_eps", "adv_steps", "align",
+                                              "align_weight", "near_miss")}
     report.update(hard_negatives_by_kind(model, tokenizer, args.seed, args.eval_size))
+    report.update(gradient_alignment_report(model, tokenizer, args.seed, min(args.eval_size, 128)))
     path = save(model, args.out, args.config, {**options, "steps": steps, **report})
     loaded = open_clip.create_model(register_clip_config(args.config), pretrained=str(path)).eval()
     again = evaluate(loaded, tokenizer, args.seed, args.eval_size)

@@ -12,10 +12,13 @@ import torch.nn.functional as F
 
 from pixgen.shapes.clip_training import (
     adversarial_views,
+    blob_corrupt,
     content_loss,
     content_targets,
     dream_negatives,
+    gradient_alignment,
     normalise,
+    scene_corrupt,
     soft_clip_loss,
     soft_targets,
 )
@@ -95,13 +98,63 @@ def test_adversarial_views_raise_the_loss_within_their_radius() -> None:
     assert loss(moved) > loss(images) + 0.01
 
 
+def test_blob_corrupt_paints_palette_blocks_over_parts_of_the_images() -> None:
+    from pixgen.shapes.render import palette_tensor, render_caption
+
+    caption = "a red circle on a blue background"
+    clean = torch.cat([render_caption(caption, 64, torch.Generator().manual_seed(i)) for i in range(8)])
+    bad = blob_corrupt(clean, torch.Generator().manual_seed(0))
+    assert bad.shape == clean.shape and 0 <= bad.min() and bad.max() <= 1
+    changed = (bad - clean).abs().amax(1) > 1e-6  # (8, 64, 64)
+    assert changed.flatten(1).any(1).sum() >= 6  # most images are corrupted somewhere...
+    assert (~changed).sum() > 0  # ...and some pixels are left as they were
+    pal = palette_tensor()
+    painted = [torch.cdist(bad[i].permute(1, 2, 0)[changed[i]], pal).amin(1).max() < 1e-3 for i in range(8)]
+    assert sum(painted) >= 3  # unless blended wholly into the blocks, what is painted is palette colours
+
+
+def test_scene_corrupt_changes_shapes_and_adds_stray_copies_but_keeps_colours() -> None:
+    bad = scene_corrupt([SCENE] * 20, torch.Generator().manual_seed(0))
+    assert all(b.background == SCENE.background for b in bad)
+    assert all([o.colour for o in b.objects[:2]] == ["red", "yellow"] for b in bad)
+    assert any(b.objects[0].shape != "circle" for b in bad) and any(b.objects[0].shape == "circle" for b in bad)
+    assert 1 <= sum(len(b.objects) == 3 for b in bad) < 20
+    assert all(abs(b.objects[0].cx - 0.3) <= 0.1 + 1e-9 for b in bad)
+
+
+class _Flat(torch.nn.Module):
+    """An image tower whose embedding is the (linearly mapped) image itself: its similarity gradient is known."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scale = torch.nn.Parameter(torch.ones(1))
+
+    def encode_image(self, x: torch.Tensor) -> torch.Tensor:
+        return self.scale * x.flatten(1)
+
+
+def test_gradient_alignment_is_high_when_the_score_points_back_to_the_scene() -> None:
+    gen = torch.Generator().manual_seed(1)
+    clean = torch.rand(4, 3, 8, 8, generator=gen)
+    bad = blob_corrupt(clean, gen)
+    model = _Flat()
+    txt = F.normalize(normalise(clean).flatten(1), dim=-1)  # the caption's embedding is the clean image's
+    toward = gradient_alignment(model, txt, clean, bad)
+    away = gradient_alignment(model, -txt, clean, bad)
+    moved = (bad - clean).flatten(1).norm(dim=1) > 0
+    assert (toward[moved] > 0.3).all() and (away[moved] < -0.3).all()
+    toward[moved].sum().backward()  # second-order: the alignment trains the model
+    assert model.scale.grad is not None and torch.isfinite(model.scale.grad).all()
+
+
 def test_training_script_writes_weights_that_open_clip_loads(tmp_path) -> None:
     cmd = [sys.executable, str(ROOT / "scripts" / "train_shapes_clip.py"), "--steps", "2", "--shape-warmup", "2",
            "--minutes", "0", "--batch", "24", "--clutter", "4", "--dreams", "4", "--eval-size", "32",
-           "--chains", "2", "--chain-steps", "1", "--aux-weight", "1", "--adv-eps", "1", "--out", str(tmp_path)]
+           "--chains", "2", "--chain-steps", "1", "--aux-weight", "1", "--adv-eps", "1", "--align", "4",
+           "--out", str(tmp_path)]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     report = json.loads(done.stdout[done.stdout.index("{"):])
-    assert report["steps"] == 2 and {"hard_shape", "i2t_top1_clean"} <= set(report["held_out"])
+    assert report["steps"] == 2 and {"hard_shape", "i2t_top1_clean", "gradient_alignment"} <= set(report["held_out"])
     assert (tmp_path / "shapes_clip.safetensors").is_file()
     assert 0 <= report["held_out_after_fp16_reload"]["i2t_top1_clean"] <= 1  # the fp16 file reloads

@@ -128,3 +128,57 @@ def adversarial_views(model, txt: torch.Tensor, images: torch.Tensor, target: to
         delta = delta.detach() + 0.75 * eps * grad
         delta = delta * (eps / delta.flatten(1).norm(dim=1).clamp(min=1e-12)).clamp(max=1).view(-1, 1, 1, 1)
     return images + delta.detach()
+
+
+def blob_corrupt(images: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """``images`` (N, 3, S, S) with random areas painted over by flat palette-coloured blocks (grids of
+    2-16 cells, nearest-upsampled, as a VQGAN's first steps look) or, for some, blended wholly into them."""
+    from pixgen.shapes.render import palette_tensor
+
+    n, _, s, _ = images.shape
+    out = torch.empty_like(images)
+    pal = palette_tensor(images.device)
+    for i in range(n):
+        k = 2 ** int(torch.randint(1, 5, (1,), generator=gen))
+        field = pal[torch.randint(0, len(pal), (k * k,), generator=gen)].T.reshape(1, 3, k, k)
+        m = 2 ** int(torch.randint(1, 4, (1,), generator=gen))
+        keep = (torch.rand(1, 1, m, m, generator=gen) < torch.rand(1, generator=gen)).float()
+        mask = F.interpolate(keep, size=s, mode="nearest")
+        mixed = images[i : i + 1] * mask + F.interpolate(field, size=s, mode="nearest") * (1 - mask)
+        alpha = float(torch.rand(1, generator=gen)) if float(torch.rand(1, generator=gen)) < 0.3 else 0.0
+        out[i : i + 1] = mixed * (1 - alpha) + F.interpolate(field, size=s, mode="nearest") * alpha
+    return out
+
+
+def gradient_alignment(model, txt: torch.Tensor, clean: torch.Tensor, corrupted: torch.Tensor,
+                       create_graph: bool = True) -> torch.Tensor:
+    """Per image, the cosine between the image gradient of the similarity to its caption (``txt`` (N, D),
+    unit) at ``corrupted`` and the repair direction ``clean - corrupted``: 1 when ascending the CLIP score
+    moves the image straight back to its scene (perceptually aligned gradients)."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    x = corrupted.detach().requires_grad_(True)
+    with sdpa_kernel(SDPBackend.MATH):  # the fused attention kernels have no double backward
+        sim = (F.normalize(model.encode_image(normalise(x)), dim=-1) * txt).sum()
+        (grad,) = torch.autograd.grad(sim, x, create_graph=create_graph)
+    return F.cosine_similarity(grad.flatten(1), (clean - x).detach().flatten(1), dim=1)
+
+
+def scene_corrupt(scenes: list, gen: torch.Generator) -> list:
+    """Near misses of ``scenes``: each shape may turn into another shape, move, grow or shrink, and some scenes
+    get a stray copy of a shape elsewhere; the repair direction then says what is wrong with the shape."""
+    from dataclasses import replace
+
+    rng = rng_from(gen)
+    out = []
+    for scene in scenes:
+        objects = []
+        for obj in scene.objects:
+            shape = rng.choice([s for s in SHAPES if s != obj.shape]) if rng.random() < 0.5 else obj.shape
+            objects.append(replace(obj, shape=shape, cx=obj.cx + rng.uniform(-0.1, 0.1),
+                                   cy=obj.cy + rng.uniform(-0.1, 0.1), r=obj.r * rng.uniform(0.7, 1.3)))
+        if rng.random() < 0.3:
+            twin = rng.choice(objects)
+            objects.append(replace(twin, cx=rng.uniform(0.1, 0.9), cy=rng.uniform(0.1, 0.9), r=twin.r * 0.5))
+        out.append(replace(scene, objects=tuple(objects)))
+    return out
