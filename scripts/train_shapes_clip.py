@@ -105,14 +105,19 @@ def parse_args() -> argparse.Namespace:
                    help="L2 radius of adversarial training views (0: off; README: 1.5 as a fine-tune)")
     p.add_argument("--adv-steps", type=int, default=2, help="projected gradient steps per adversarial view")
     p.add_argument("--align", type=int, default=0,
-                   help="scenes per batch whose blob-corrupted copy trains gradient alignment (0: off)")
+                   help="scenes per batch whose corrupted copy trains gradient alignment (0: off)")
     p.add_argument("--align-weight", type=float, default=1.0, help="weight of the gradient alignment loss")
-    p.add_argument("--near-miss", type=float, default=0.5,
-                   help="share of the --align scenes corrupted by changing their shapes (the rest: palette blocks)")
+    p.add_argument("--near-miss", type=float, default=0.0,
+                   help="share of the --align scenes corrupted by changing their shapes (the rest: palette blocks;"
+                        " README: 0.5 did worse)")
     p.add_argument("--config", type=Path, default=clip_config_path(), help="open_clip model config (JSON)")
     p.add_argument("--init-weights", type=Path,
                    help="start from these weights (a shapes_clip.safetensors of the same --config) and fine-tune")
-    return p.parse_args()
+    args = p.parse_args()
+    if not 0 <= args.align <= args.batch - args.clutter - args.chains:
+        p.error(f"--align {args.align} must be between 0 and the captioned scenes per batch "
+                f"(--batch - --clutter - --chains = {args.batch - args.clutter - args.chains})")
+    return args
 
 
 def replace_namespace(args: argparse.Namespace, **changes) -> argparse.Namespace:
