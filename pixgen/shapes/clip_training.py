@@ -3,14 +3,20 @@
 - soft targets: caption j is true for image i whenever it describes image i's scene;
 - clutter scenes and one-attribute text negatives: what no caption of the batch describes;
 - a content loss: a linear head on the image embedding names the coloured shapes and where they are;
-- dream negatives: images the current model rates highly without being scenes, as a run's first steps make.
+- dream negatives: images the current model rates highly without being scenes, as a run's first steps make;
+- adversarial views: images moved within an L2 radius to raise the contrastive loss;
+- gradient alignment: how well the image gradient of the similarity points from a corrupted scene
+  (``blob_corrupt``, ``scene_corrupt``) back to the scene.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 import torch.nn.functional as F
 
+from pixgen.shapes.render import palette_tensor
 from pixgen.shapes.sample import clutter_scene, mutate_spec, rng_from, sample_scene, sample_spec
 from pixgen.shapes.world import COLOURS, SHAPES, describes
 
@@ -133,8 +139,6 @@ def adversarial_views(model, txt: torch.Tensor, images: torch.Tensor, target: to
 def blob_corrupt(images: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     """``images`` (N, 3, S, S) with random areas painted over by flat palette-coloured blocks (grids of
     2-16 cells, nearest-upsampled, as a VQGAN's first steps look) or, for some, blended wholly into them."""
-    from pixgen.shapes.render import palette_tensor
-
     n, _, s, _ = images.shape
     out = torch.empty_like(images)
     pal = palette_tensor(images.device)
@@ -144,9 +148,10 @@ def blob_corrupt(images: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         m = 2 ** int(torch.randint(1, 4, (1,), generator=gen))
         keep = (torch.rand(1, 1, m, m, generator=gen) < torch.rand(1, generator=gen)).float()
         mask = F.interpolate(keep, size=s, mode="nearest")
-        mixed = images[i : i + 1] * mask + F.interpolate(field, size=s, mode="nearest") * (1 - mask)
+        painted = F.interpolate(field, size=s, mode="nearest")
+        mixed = images[i : i + 1] * mask + painted * (1 - mask)
         alpha = float(torch.rand(1, generator=gen)) if float(torch.rand(1, generator=gen)) < 0.3 else 0.0
-        out[i : i + 1] = mixed * (1 - alpha) + F.interpolate(field, size=s, mode="nearest") * alpha
+        out[i : i + 1] = mixed * (1 - alpha) + painted * alpha
     return out
 
 
@@ -167,8 +172,6 @@ def gradient_alignment(model, txt: torch.Tensor, clean: torch.Tensor, corrupted:
 def scene_corrupt(scenes: list, gen: torch.Generator) -> list:
     """Near misses of ``scenes``: each shape may turn into another shape, move, grow or shrink, and some scenes
     get a stray copy of a shape elsewhere; the repair direction then says what is wrong with the shape."""
-    from dataclasses import replace
-
     rng = rng_from(gen)
     out = []
     for scene in scenes:
