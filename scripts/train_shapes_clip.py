@@ -16,30 +16,18 @@ Images go through the same kind of cutouts generation uses. At the end it prints
 and accuracies per kind of one-attribute change, and writes ``shapes_clip.safetensors`` (fp16) next to the
 model config.
 
-Options for other image towers (measured, not shipped): ``--config scripts/configs/shapes_clip_cnn.json``
-trains a CNN image tower (``pixgen.shapes.cnn``). With ``--shape-warmup 200`` (supervised shape naming
-first), ``--aux-weight 1`` (a content head on the image embedding) and ``--dreams 32`` (gradient-ascent images
-as negatives), ``--steps 450 --minutes 16 --threads 2`` reached held-out i2t top-1 0.75, shape 0.93,
-position 0.89, count 0.85 (shipped ViT: 0.49, 0.58, 0.66, 0.67); a max-pool-only variant of the tower
-reached 0.89 / 0.99 / 0.98 / 0.92 in 22 minutes. Generation with either passes the oracle no more often
-(0/12; README, "The shapes demo").
-
-``--chains N`` keeps N generation runs of the VQGAN drawer alive during training (``pixgen.shapes.chains``,
-``--chain-steps`` steps of the generation loss each per training step, restarting from noise after a random
-lifetime of up to 150 steps); each step adds a true scene of every chain's caption to the batch and the chain
-images the oracle rejects as negatives, so the model learns to rate what its own generation makes below real
-scenes (measured in the README). ``--init-weights`` fine-tunes existing weights instead: the shipped ViT with
-``--chains 16 --lr 5e-4 --steps 400 --minutes 24 --threads 2`` (356 steps) kept its held-out scores (hard
-negatives 0.85, shape 0.59) and its generations still pass 0 of 12 (not shipped). ``--adv-eps 1.5`` trains on
-L2 adversarial views (``--adv-steps`` projected gradient steps each), as a fine-tune with ``--init-weights``.
-
-``--align N`` trains the image gradient itself (perceptually aligned gradients, double backprop): for N scenes
-per batch a corrupted copy is made (``--near-miss`` of them with shapes changed, moved or doubled, the rest
-painted over with palette blocks) and the loss adds ``--align-weight`` x (1 - cosine) between the image
-gradient of the similarity to the scene's caption and the repair direction (clean - corrupted). The report's
-``gradient_alignment`` measures that cosine on held-out block-painted scenes: shipped ViT 0.015, robust CNN
-0.11; the shipped ViT fine-tuned with ``--align 48 --align-weight 2 --near-miss 0 --lr 5e-4 --minutes 14``
-0.19, then ``--align 64 --align-weight 4 --near-miss 0 --seed 1`` 0.60 (generation: README, "Aligned gradients").
+Experimental options (measured in docs/shapes_experiments.md, none of them shipped): ``--config
+scripts/configs/shapes_clip_cnn.json`` (a CNN image tower, ``pixgen.shapes.cnn``) with ``--shape-warmup``
+(supervised shape naming first) and ``--aux-weight`` (a content head); ``--dreams`` (gradient-ascent images as
+negatives); ``--chains N`` (N generation runs of the VQGAN drawer, ``pixgen.shapes.chains``, advanced
+``--chain-steps`` per training step with ``--chain-levels`` latent grids: the images the oracle rejects are
+negatives for their captions); ``--adv-eps`` (L2 adversarial views); ``--align N`` (perceptually aligned
+gradients by double backprop: for N scenes per batch, ``--align-weight`` x (1 - cosine) between the image
+gradient of the similarity to the caption, taken at a corrupted copy, and the repair direction clean -
+corrupted; the copies are painted over with palette blocks, or ``--near-miss`` of them have their shapes
+changed); ``--chain-repair K`` (each chain's true scene is the nearest of K to its image and, with ``--align``,
+the chain images are the corrupted copies). ``--init-weights`` fine-tunes existing weights. The report's
+``gradient_alignment`` is the cosine on held-out block-painted scenes (shipped ViT 0.015).
 """
 
 from __future__ import annotations
@@ -101,15 +89,20 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--chains", type=int, default=0,
                    help="persistent VQGAN-drawer generation runs whose images are negatives (0: off)")
     p.add_argument("--chain-steps", type=int, default=3, help="generation steps per chain per training step")
+    p.add_argument("--chain-levels", type=int, default=1,
+                   help="latent grids of the chains (the drawer's latent_levels)")
+    p.add_argument("--chain-repair", type=int, default=0,
+                   help="each chain's true scene is the nearest of K to its image; with --align, the chain images"
+                        " are the corrupted copies, so the gradient learns to point from them to it (0: off)")
     p.add_argument("--adv-eps", type=float, default=0.0,
-                   help="L2 radius of adversarial training views (0: off; README: 1.5 as a fine-tune)")
+                   help="L2 radius of adversarial training views (0: off; 1.5 as a fine-tune)")
     p.add_argument("--adv-steps", type=int, default=2, help="projected gradient steps per adversarial view")
     p.add_argument("--align", type=int, default=0,
                    help="scenes per batch whose corrupted copy trains gradient alignment (0: off)")
     p.add_argument("--align-weight", type=float, default=1.0, help="weight of the gradient alignment loss")
     p.add_argument("--near-miss", type=float, default=0.0,
                    help="share of the --align scenes corrupted by changing their shapes (the rest: palette blocks;"
-                        " README: 0.5 did worse)")
+                        " docs/shapes_experiments.md: 0.5 did worse)")
     p.add_argument("--config", type=Path, default=clip_config_path(), help="open_clip model config (JSON)")
     p.add_argument("--init-weights", type=Path,
                    help="start from these weights (a shapes_clip.safetensors of the same --config) and fine-tune")
@@ -176,7 +169,7 @@ def train(args: argparse.Namespace):
     done = 0
     for step, _, bar in scheduled_steps(opt, args, "shapes CLIP"):
         done = step + 1
-        images, scenes, specs, negatives = real_batch(args, gen, chains, model, tokenizer)
+        images, scenes, specs, negatives, dreams = real_batch(args, gen, chains, model, tokenizer)
         with torch.no_grad():
             batch, zoom = views.cut(images)
         specs = specs + text_negatives(specs, args.text_negatives, gen)
@@ -202,6 +195,8 @@ def train(args: argparse.Namespace):
         if args.align > 0:
             clean = clean_views(images[: args.align])
             bad = corrupted(clean, scenes, int(args.align * args.near_miss), gen)
+            if args.chain_repair > 0:  # the chains come first: their images, repaired to their nearest scenes
+                bad[: len(dreams)] = dreams[: args.align]
             cos = gradient_alignment(model, txt[: args.align].detach(), clean, bad)
             loss = loss + args.align_weight * (1 - cos).mean()
             shown["align"] = f"{cos.mean().item():.3f}"
@@ -230,25 +225,26 @@ def make_chains(args: argparse.Namespace, gen: torch.Generator) -> tuple | None:
     from pixgen.taming_loader import load_vqgan
 
     rng = rng_from(gen)
-    settings = ChainSettings(n=args.chains, steps=args.chain_steps)
+    settings = ChainSettings(n=args.chains, steps=args.chain_steps, levels=args.chain_levels)
     views = TrainViews(64, zoom_fraction=args.zoom_fraction, clean_fraction=0.0)
     return DrawerChains(load_vqgan(*vqgan_paths()), settings, rng), views, rng
 
 
 def real_batch(args: argparse.Namespace, gen: torch.Generator, chains: tuple | None, model, tokenizer):
-    """One step's scenes: ``(images, scenes, specs, negatives)``; random scenes (half of them one-attribute
-    variants of the other half), clutter scenes and, with chains, a true scene per chain caption plus the
-    chain images the oracle rejects (64 px negatives)."""
+    """One step's scenes: ``(images, scenes, specs, negatives, dreams)``; random scenes (half of them
+    one-attribute variants of the other half), clutter scenes and, with chains, a true scene per chain caption
+    (first), the chain images the oracle rejects (64 px negatives) and all chain images."""
     n_chain = args.chains if chains is not None else 0
     images, scenes, specs = random_batch(args.batch - args.clutter - n_chain, RENDER_SIZE, gen)
     extra = clutter_scenes(args.clutter, gen)
     scenes, images = scenes + extra, torch.cat([images, render_scenes(extra, RENDER_SIZE)])
-    negatives = torch.zeros(0, 3, 64, 64)
+    negatives = dreams = torch.zeros(0, 3, 64, 64)
     if chains is not None:
         runs, views, rng = chains
-        c_scenes, c_specs, c_images, negatives = chain_batch(runs, model, tokenizer, views, rng, RENDER_SIZE)
+        c_scenes, c_specs, c_images, negatives, dreams = chain_batch(runs, model, tokenizer, views, rng, RENDER_SIZE,
+                                                                     args.chain_repair)
         scenes, specs, images = c_scenes + scenes, c_specs + specs, torch.cat([c_images, images])
-    return images, scenes, specs, negatives
+    return images, scenes, specs, negatives, dreams
 
 
 def save(model, out: Path, config: Path, meta: dict) -> Path:
@@ -277,8 +273,8 @@ def main() -> None:
     minutes = (time.time() - t0) / 60
     options = {k: getattr(args, k) for k in ("seed", "batch", "lr", "clutter", "text_negatives", "zoom_fraction",
                                               "clean_fraction", "aux_weight", "shape_warmup", "dreams",
-                                              "dream_steps", "chains", "chain_steps", "adv_eps", "adv_steps", "align",
-                                              "align_weight", "near_miss")}
+                                              "dream_steps", "chains", "chain_steps", "chain_levels", "chain_repair",
+                                              "adv_eps", "adv_steps", "align", "align_weight", "near_miss")}
     report.update(hard_negatives_by_kind(model, tokenizer, args.seed, args.eval_size))
     report.update(gradient_alignment_report(model, tokenizer, args.seed, min(args.eval_size, 128)))
     path = save(model, args.out, args.config, {**options, "steps": steps, **report})

@@ -4,26 +4,30 @@ training views they and the script use."""
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 
 import open_clip
+import pytest
 import torch
 
 from pixgen.losses.functional import spherical_dist
-from pixgen.shapes.chains import ChainSettings, DrawerChains, chain_batch
+from pixgen.shapes.chains import ChainSettings, DrawerChains, chain_batch, nearest_scenes
 from pixgen.shapes.clip_training import normalise
 from pixgen.shapes.models import load_clip, register_clip, vqgan_paths
+from pixgen.shapes.render import render_scenes
+from pixgen.shapes.sample import sample_scene
 from pixgen.shapes.views import TrainViews
-from pixgen.shapes.world import describes
+from pixgen.shapes.world import describes, parse_caption
 from pixgen.taming_loader import load_vqgan
 
 
-def _parts(n: int, steps: int, lifetime: int = 150):
+def _parts(n: int, steps: int, lifetime: int = 150, levels: int = 1):
     torch.set_num_threads(1)
     torch.manual_seed(0)
     model = load_clip().float()
     tokenizer = open_clip.get_tokenizer(register_clip())
-    chains = DrawerChains(load_vqgan(*vqgan_paths()), ChainSettings(n=n, steps=steps, lifetime=lifetime),
-                          random.Random(0))
+    settings = ChainSettings(n=n, steps=steps, lifetime=lifetime, levels=levels)
+    chains = DrawerChains(load_vqgan(*vqgan_paths()), settings, random.Random(0))
     return model, tokenizer, chains, TrainViews(64, zoom_fraction=0.1, clean_fraction=1.0)
 
 
@@ -33,8 +37,9 @@ def _distance(model, tokenizer, chains) -> torch.Tensor:
         return spherical_dist(emb, model.encode_text(tokenizer(chains.captions)))
 
 
-def test_chains_descend_their_captions_loss_and_stay_in_the_codebook_range() -> None:
-    model, tokenizer, chains, views = _parts(n=3, steps=6)
+@pytest.mark.parametrize("levels", [1, 4])
+def test_chains_descend_their_captions_loss_and_stay_in_the_codebook_range(levels: int) -> None:
+    model, tokenizer, chains, views = _parts(n=3, steps=6, levels=levels)
     chains.life[:] = 1000  # no restarts in this test
     before = _distance(model, tokenizer, chains)
     images = chains.advance(model, tokenizer, views)
@@ -42,29 +47,54 @@ def test_chains_descend_their_captions_loss_and_stay_in_the_codebook_range() -> 
     assert not images.requires_grad and not model.training  # detached; the eval mode is restored
     assert _distance(model, tokenizer, chains).mean() < before.mean()
     book = chains.vqgan.codebook
-    assert (chains.z >= book.amin(0).view(1, -1, 1, 1) - 1e-6).all()
-    assert (chains.z <= book.amax(0).view(1, -1, 1, 1) + 1e-6).all()
+    assert (chains.latent() >= book.amin(0).view(1, -1, 1, 1) - 1e-6).all()
+    assert (chains.latent() <= book.amax(0).view(1, -1, 1, 1) + 1e-6).all()
     assert chains.t.tolist() == [6, 6, 6]
+    assert [tuple(g.shape[-2:]) for g in chains.grids] == [(16, 16), (8, 8), (4, 4), (2, 2)][:levels]
+    assert all(g.abs().sum() > 0 for g in chains.grids)  # every grid moved
 
 
 def test_finished_chains_restart_from_noise_with_a_new_caption() -> None:
     model, tokenizer, chains, views = _parts(n=4, steps=2)
     chains.life[:] = torch.tensor([2.0, 2.0, 100.0, 100.0])
     chains.advance(model, tokenizer, views)
-    z, captions = chains.z.clone(), chains.captions
+    z, captions = chains.latent().clone(), chains.captions
     chains.advance(model, tokenizer, views)  # chains 0 and 1 are done: they restart, then take 2 steps
     assert chains.t.tolist() == [2, 2, 4, 4]
     assert captions[2:] == chains.captions[2:]
-    assert not torch.allclose(z[:2], chains.z[:2], atol=0.5)
+    assert not torch.allclose(z[:2], chains.latent()[:2], atol=0.5)
 
 
 def test_chain_batch_pairs_every_chain_caption_with_a_true_scene() -> None:
     model, tokenizer, chains, views = _parts(n=3, steps=1)
-    scenes, specs, images, negatives = chain_batch(chains, model, tokenizer, views, random.Random(1), 96)
+    scenes, specs, images, negatives, dreams = chain_batch(chains, model, tokenizer, views, random.Random(1), 96)
     assert all(describes(spec, scene) for spec, scene in zip(specs, scenes, strict=True))
     assert images.shape == (3, 3, 96, 96)
     assert negatives.shape[1:] == (3, 64, 64) and len(negatives) <= 3  # one step from noise: all fail
     assert len(negatives) == 3
+    assert dreams.shape == (3, 3, 64, 64) and torch.equal(dreams, negatives)
+
+
+def test_repair_pairs_each_chain_image_with_the_nearest_true_scene_of_its_caption() -> None:
+    spec = parse_caption("a red circle on the left")
+    rng = random.Random(3)
+    scenes = [sample_scene(replace(spec, background=bg), rng) for bg in ("blue", "yellow")]
+    images = render_scenes(scenes, 64)
+    nearest = nearest_scenes(images, [spec, spec], rng, 64)
+    assert all(describes(spec, scene) for scene in nearest)
+    assert [scene.background for scene in nearest] == ["blue", "yellow"]  # the open background follows the image
+    others = render_scenes([sample_scene(spec, rng) for _ in range(16)], 64)
+    for image, scene in zip(images, nearest, strict=True):
+        near = (render_scenes([scene], 64)[0] - image).pow(2).sum()
+        assert near < (others - image).pow(2).flatten(1).sum(1).min()
+
+
+def test_chain_batch_with_repair_gives_each_chain_its_nearest_true_scene() -> None:
+    model, tokenizer, chains, views = _parts(n=2, steps=1)
+    scenes, specs, images, _, dreams = chain_batch(chains, model, tokenizer, views, random.Random(1), 64, repair=32)
+    assert all(describes(spec, scene) for spec, scene in zip(specs, scenes, strict=True))
+    far = render_scenes(nearest_scenes(dreams, specs, random.Random(2), 1), 64)  # one random scene each
+    assert (images - dreams).pow(2).sum() < (far - dreams).pow(2).sum()
 
 
 def test_descent_diagnosis_script_reports_every_way() -> None:

@@ -150,7 +150,8 @@ def test_gradient_alignment_is_high_when_the_score_points_back_to_the_scene() ->
 def test_training_script_writes_weights_that_open_clip_loads(tmp_path) -> None:
     cmd = [sys.executable, str(ROOT / "scripts" / "train_shapes_clip.py"), "--steps", "2", "--shape-warmup", "2",
            "--minutes", "0", "--batch", "24", "--clutter", "4", "--dreams", "4", "--eval-size", "32",
-           "--chains", "2", "--chain-steps", "1", "--aux-weight", "1", "--adv-eps", "1", "--align", "4",
+           "--chains", "2", "--chain-steps", "1", "--chain-levels", "2", "--chain-repair", "4", "--aux-weight", "1",
+           "--adv-eps", "1", "--align", "4",
            "--out", str(tmp_path)]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]

@@ -34,6 +34,7 @@ class ChainSettings:
     lr: float = 0.5
     smoothness: float = 10.0
     lifetime: int = 150  # generation steps before a chain restarts, at most
+    levels: int = 1  # latent grids (the drawer's latent_levels: the latent plus coarser grids summed into it)
 
 
 class DrawerChains:
@@ -41,9 +42,10 @@ class DrawerChains:
 
     def __init__(self, vqgan, settings: ChainSettings, rng: random.Random, size: int = 64) -> None:
         self.vqgan, self.cfg, self.rng, self.size = vqgan, settings, rng, size
-        d = vqgan.codebook.shape[1]
-        self.z = torch.zeros(settings.n, d, size // vqgan.factor, size // vqgan.factor)
-        self.m, self.v = torch.zeros_like(self.z), torch.zeros_like(self.z)
+        d, h = vqgan.codebook.shape[1], size // vqgan.factor
+        #: the latent grid, then the coarser ones (half, quarter, ... size), as the drawer's ``latent_levels``
+        self.grids = [torch.zeros(settings.n, d, -(-h // 2**k), -(-h // 2**k)) for k in range(settings.levels)]
+        self.m, self.v = [torch.zeros_like(g) for g in self.grids], [torch.zeros_like(g) for g in self.grids]
         self.t = torch.zeros(settings.n)
         self.life = torch.zeros(settings.n)
         self.specs: list[Spec] = [sample_spec(rng) for _ in range(settings.n)]
@@ -60,15 +62,26 @@ class DrawerChains:
         gen = torch.Generator().manual_seed(self.rng.randrange(2**31))
         for i in which.nonzero().flatten().tolist():
             img = fractal_noise(self.size, self.size, gen)
-            self.z[i] = self.vqgan.encode(img * 2 - 1)[0]
+            self.grids[0][i] = self.vqgan.encode(img * 2 - 1)[0]
+            for grid in self.grids[1:]:
+                grid[i] = 0
             self.specs[i] = sample_spec(self.rng)
             self.life[i] = self.rng.randint(self.cfg.steps, self.cfg.lifetime)
-        self.m[which], self.v[which], self.t[which] = 0, 0, 0
+        for m, v in zip(self.m, self.v, strict=True):
+            m[which], v[which] = 0, 0
+        self.t[which] = 0
         self._project()
 
+    def latent(self) -> torch.Tensor:
+        """The latent grid plus the coarser grids, each upsampled (nearest) to its size."""
+        z = self.grids[0]
+        for k, grid in enumerate(self.grids[1:], start=1):
+            z = z + grid.repeat_interleave(2**k, -2).repeat_interleave(2**k, -1)[..., : z.shape[-2], : z.shape[-1]]
+        return z
+
     def images(self) -> torch.Tensor:
-        """The chains' current renders (n, 3, size, size) in [0, 1] (differentiable in ``z``)."""
-        out = self.vqgan.decode(self.vqgan.quantize(self.z))
+        """The chains' current renders (n, 3, size, size) in [0, 1] (differentiable in the grids)."""
+        out = self.vqgan.decode(self.vqgan.quantize(self.latent()))
         return out.add(1).div(2).clamp(0, 1)
 
     def advance(self, model, tokenizer, views) -> torch.Tensor:
@@ -80,44 +93,64 @@ class DrawerChains:
         with torch.no_grad():
             txt = model.encode_text(tokenizer(self.captions))
         for _ in range(self.cfg.steps):
-            self.z.requires_grad_(True)
+            self.grids = [g.detach().requires_grad_(True) for g in self.grids]
             cut = views(self.images())
             emb = model.encode_image(normalise(cut))
             loss = spherical_dist(emb, txt).sum() + self.cfg.smoothness * _smoothness(cut)
-            (grad,) = torch.autograd.grad(loss, self.z)
-            self.z = self.z.detach()
-            self._adam(grad)
+            grads = torch.autograd.grad(loss, self.grids)
+            self.grids = [g.detach() for g in self.grids]
+            self._adam(grads)
         model.train(training)
         with torch.no_grad():
             return self.images()
 
     @torch.no_grad()
-    def _adam(self, grad: torch.Tensor) -> None:
-        """One Adam step per chain (torch's defaults: betas 0.9, 0.999, eps 1e-8), then the codebook clamp."""
+    def _adam(self, grads: tuple[torch.Tensor, ...]) -> None:
+        """One Adam step per chain and grid (torch's defaults: betas 0.9, 0.999, eps 1e-8), then the clamp."""
         self.t += 1
         t = self.t.view(-1, 1, 1, 1)
-        self.m.mul_(0.9).add_(grad, alpha=0.1)
-        self.v.mul_(0.999).addcmul_(grad, grad, value=0.001)
-        step = (self.m / (1 - 0.9**t)) / ((self.v / (1 - 0.999**t)).sqrt() + 1e-8)
-        self.z -= self.cfg.lr * step
+        for grid, grad, m, v in zip(self.grids, grads, self.m, self.v, strict=True):
+            m.mul_(0.9).add_(grad, alpha=0.1)
+            v.mul_(0.999).addcmul_(grad, grad, value=0.001)
+            grid -= self.cfg.lr * (m / (1 - 0.9**t)) / ((v / (1 - 0.999**t)).sqrt() + 1e-8)
         self._project()
 
+    @torch.no_grad()
     def _project(self) -> None:
-        self.z = self.vqgan.clamp_to_codebook(self.z)
+        """Clamp the summed latent to the codebook's range (the finest grid takes the correction), as the drawer."""
+        latent = self.latent()
+        self.grids[0] = self.vqgan.clamp_to_codebook(latent) - (latent - self.grids[0])
 
 
-def chain_batch(chains: DrawerChains, model, tokenizer, views, rng: random.Random, size: int):
-    """Advance the chains; returns ``(scenes, specs, images, negatives)``: a fresh true scene of every chain's
-    caption (rendered at ``size``, positives beside the chain images) and the chain images the oracle does
-    not pass (negatives for their captions)."""
+def chain_batch(chains: DrawerChains, model, tokenizer, views, rng: random.Random, size: int, repair: int = 0):
+    """Advance the chains; returns ``(scenes, specs, images, negatives, dreams)``: a true scene of every chain's
+    caption (rendered at ``size``, positives beside the chain images; with ``repair`` K, the nearest of K), the
+    chain images the oracle does not pass (negatives for their captions) and all chain images (64 px)."""
     from pixgen.shapes.oracle import check
     from pixgen.shapes.render import render_scenes
     from pixgen.shapes.sample import sample_scene
 
     dreams = chains.advance(model, tokenizer, views)
     failed = torch.tensor([not check(d, s).passed for d, s in zip(dreams, chains.specs, strict=True)])
-    scenes = [sample_scene(s, rng) for s in chains.specs]
-    return scenes, list(chains.specs), render_scenes(scenes, size), dreams[failed]
+    if repair > 0:
+        scenes = nearest_scenes(dreams, chains.specs, rng, repair)
+    else:
+        scenes = [sample_scene(s, rng) for s in chains.specs]
+    return scenes, list(chains.specs), render_scenes(scenes, size), dreams[failed], dreams
+
+
+def nearest_scenes(images: torch.Tensor, specs: list[Spec], rng: random.Random, k: int) -> list:
+    """For each image (N, 3, s, s) in [0, 1], the closest (squared pixel distance) of ``k`` random scenes its
+    caption describes: the repair target of a generation image, the true scene it is nearest to becoming."""
+    from pixgen.shapes.render import render_scenes
+    from pixgen.shapes.sample import sample_scene
+
+    out = []
+    for image, spec in zip(images, specs, strict=True):
+        candidates = [sample_scene(spec, rng) for _ in range(k)]
+        dist = (render_scenes(candidates, image.shape[-1]) - image).pow(2).flatten(1).sum(1)
+        out.append(candidates[int(dist.argmin())])
+    return out
 
 
 def _smoothness(images: torch.Tensor) -> torch.Tensor:
