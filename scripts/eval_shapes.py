@@ -22,6 +22,10 @@ from pathlib import Path
 import numpy as np
 
 from pixgen.shapes.world import DEMO_CAPTIONS as CAPTIONS
+from pixgen.shapes.world import PALETTE
+
+#: the shapes world's 8 colours as a ``--palette`` string
+SHAPES_PALETTE = "[" + ",".join("#{:02x}{:02x}{:02x}".format(*rgb) for rgb in PALETTE.values()) + "]"
 
 CONFIGS: dict[str, dict] = {
     "vqgan": {},  # the preset as shipped: VQGAN drawer, default augmentations
@@ -30,6 +34,10 @@ CONFIGS: dict[str, dict] = {
     "pixel": {"drawer": "pixel", "lr": None},
     # few wide strokes and a background colour of its own, so that strokes can fill a shape on any background
     "vector": {"drawer": "vector", "lr": None, "strokes": 32, "max_width": 30, "allow_paper_color": True},
+    # 8 filled blobs whose render is snapped to the shapes palette (a light commitment loss lets colours move)
+    "vector-palette": {"drawer": "vector", "lr": 5, "strokes": 8, "fill": True, "max_width": 30,
+                       "allow_paper_color": True, "loss": [], "filters": ["lookup"], "palette": SHAPES_PALETTE,
+                       "lookup_beta": 0.5},
 }
 
 

@@ -26,16 +26,33 @@ def test_eval_script_prints_the_table_and_writes_sheet_and_verdicts(tmp_path: Pa
     assert Image.open(sheet).size == (330 + 2 * 104, 24 + 104)
 
 
-def test_failed_checks_are_sorted_by_the_oracles_reasons() -> None:
+def _script_module():
     import importlib.util
-
-    import torch
-
-    from pixgen.shapes import check, render_caption
 
     spec = importlib.util.spec_from_file_location("eval_shapes", SCRIPT)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    return module
+
+
+def test_vector_palette_configuration_renders_only_shapes_palette_colours() -> None:
+    import numpy as np
+
+    import pixgen
+    from pixgen.shapes.world import PALETTE
+
+    settings = _script_module().settings_of("vector-palette", ["iterations=2"])
+    result = pixgen.run("a red circle", seed=0, save=False, progress=False, display_every=0, **settings)
+    colours = {tuple(int(v) for v in px) for px in np.asarray(result.image).reshape(-1, 3)}
+    assert colours <= set(PALETTE.values())
+
+
+def test_failed_checks_are_sorted_by_the_oracles_reasons() -> None:
+    import torch
+
+    from pixgen.shapes import check, render_caption
+
+    module = _script_module()
     scene = render_caption("a red circle on a blue background", size=64, generator=torch.Generator().manual_seed(0))
     kinds = {module.check_kind(r) for r in check(scene, "a green circle on a white background").reasons}
     assert kinds == {"background", "shape"}
