@@ -9,6 +9,7 @@ MODEL may also be a path to an open_clip model config ``.json`` (registered unde
 from __future__ import annotations
 
 import functools
+import json
 import os
 import socket
 from dataclasses import dataclass
@@ -110,11 +111,21 @@ def _load_cached(model: str, tag: str, device: str) -> OpenClipPerceptor:
 
 
 def _register_config(path: str) -> str:
+    """Add a model config file to open_clip's list (and pixgen's own timm image tower, if it names it)."""
     import open_clip
+
+    from pixgen.shapes.cnn import TIMM_NAME, register_timm_model
 
     config = Path(path)
     if not config.is_file():
         raise PixgenError(f"CLIP model config {path} does not exist; give the path of an open_clip model .json")
+    try:
+        vision = json.loads(config.read_text()).get("vision_cfg", {})
+    except (ValueError, AttributeError) as exc:
+        raise PixgenError(f"CLIP model config {path} is not a JSON object ({exc}); give an open_clip model .json") \
+            from None
+    if vision.get("timm_model_name") == TIMM_NAME:  # the shapes CNN tower: timm must know it before open_clip
+        register_timm_model()
     open_clip.add_model_config(config)
     return config.stem
 

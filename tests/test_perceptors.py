@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from pixgen.errors import ModelUnavailableError
+from pixgen.errors import ModelUnavailableError, PixgenError
 from pixgen.perceptors import _cached_file, load_perceptor, parse_clip_spec
 
 
@@ -53,3 +53,38 @@ def test_finds_weights_in_the_hugging_face_cache_layout(tmp_path: Path) -> None:
     cfg = {"hf_hub": "timm/vit_base_patch32_clip_224.openai/"}
     assert _cached_file(cfg, tmp_path) == str(snapshot / "open_clip_pytorch_model.bin")
     assert _cached_file({"hf_hub": "timm/other/"}, tmp_path) is None
+
+
+def test_a_config_file_with_the_shapes_cnn_tower_loads_in_a_fresh_process(tmp_path: Path) -> None:
+    """``--clip CONFIG.json:WEIGHTS`` of a CNN-tower shapes CLIP (as the training script writes) loads by itself:
+    the loader registers pixgen's timm tower that the config names (a fresh process, so nothing did before)."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    config = tmp_path / "my_cnn.json"
+    config.write_text((root / "scripts" / "configs" / "shapes_clip_cnn.json").read_text())
+    code = f"""
+import open_clip, torch
+from pixgen.shapes.cnn import register_timm_model
+register_timm_model()
+open_clip.add_model_config({str(config)!r})
+torch.save(open_clip.create_model("my_cnn").state_dict(), {str(tmp_path / "w.pt")!r})
+"""
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+    load = f"""
+import torch
+from pixgen.perceptors import load_perceptor, parse_clip_spec
+p = load_perceptor(parse_clip_spec({f"{config}:{tmp_path / 'w.pt'}"!r}))
+print(tuple(p.encode_image(torch.rand(1, 3, 64, 64)).shape))
+"""
+    done = subprocess.run([sys.executable, "-c", load], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "(1, 64)"
+
+
+def test_a_config_file_that_is_not_json_is_refused_clearly(tmp_path: Path) -> None:
+    bad = tmp_path / "broken.json"
+    bad.write_text("{not json")
+    with pytest.raises(PixgenError, match="broken.json is not a JSON object"):
+        load_perceptor(parse_clip_spec(f"{bad}:random"), "cpu")
