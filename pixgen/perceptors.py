@@ -120,10 +120,13 @@ def _register_config(path: str) -> str:
     if not config.is_file():
         raise PixgenError(f"CLIP model config {path} does not exist; give the path of an open_clip model .json")
     try:
-        vision = json.loads(config.read_text()).get("vision_cfg", {})
-    except (ValueError, AttributeError) as exc:
-        raise PixgenError(f"CLIP model config {path} is not a JSON object ({exc}); give an open_clip model .json") \
+        cfg = json.loads(config.read_text())
+    except ValueError as exc:
+        raise PixgenError(f"CLIP model config {path} is not valid JSON ({exc}); give an open_clip model .json") \
             from None
+    vision = cfg.get("vision_cfg") if isinstance(cfg, dict) else None
+    if not isinstance(vision, dict):
+        raise PixgenError(f"CLIP model config {path} has no vision_cfg object; give an open_clip model .json")
     if vision.get("timm_model_name") == TIMM_NAME:  # the shapes CNN tower: timm must know it before open_clip
         register_timm_model()
     open_clip.add_model_config(config)

@@ -107,6 +107,10 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--init-weights", type=Path,
                    help="start from these weights (a shapes_clip.safetensors of the same --config) and fine-tune")
     args = p.parse_args()
+    if not 1 <= args.chain_levels <= 5:
+        p.error(f"--chain-levels {args.chain_levels} must be between 1 and 5 (a 16x16 latent and its coarser grids)")
+    if args.chain_repair > 0 and args.chains <= 0:
+        p.error("--chain-repair needs chains to repair: add --chains N")
     if not 0 <= args.align <= args.batch - args.clutter - args.chains:
         p.error(f"--align {args.align} must be between 0 and the captioned scenes per batch "
                 f"(--batch - --clutter - --chains = {args.batch - args.clutter - args.chains})")

@@ -86,5 +86,5 @@ print(tuple(p.encode_image(torch.rand(1, 3, 64, 64)).shape))
 def test_a_config_file_that_is_not_json_is_refused_clearly(tmp_path: Path) -> None:
     bad = tmp_path / "broken.json"
     bad.write_text("{not json")
-    with pytest.raises(PixgenError, match="broken.json is not a JSON object"):
+    with pytest.raises(PixgenError, match="broken.json is not valid JSON"):
         load_perceptor(parse_clip_spec(f"{bad}:random"), "cpu")

@@ -26,8 +26,8 @@ from pixgen.shapes.world import Spec, spec_caption
 
 @dataclass
 class ChainSettings:
-    """Generation settings of the chains (the shapes preset's lr 0.5, smoothness 10 and 150 iterations; one latent
-    grid, as the preset had before its ``latent_levels`` 4)."""
+    """Generation settings of the chains: the shapes preset's lr 0.5, smoothness 10 and 150 iterations; one latent
+    grid by default (the preset has ``latent_levels`` 4: ``levels=4`` matches it)."""
 
     n: int = 16
     steps: int = 3  # generation steps per training step
