@@ -141,7 +141,7 @@ def check_kind(reason: str) -> str:
         return "background"
     if reason.startswith("other colours"):
         return "other colours"
-    if "looks like" in reason or reason.startswith("no "):
+    if "looks like" in reason or "cut off" in reason or reason.startswith("no "):
         return "shape"
     return "size, place, relation"
 

@@ -108,3 +108,14 @@ def test_shapes_are_told_apart_by_their_outline() -> None:
         img = _scene("black", (shape, "white", 0.5, 0.5, 0.2))
         for other in ("circle", "square", "triangle"):
             assert check(img, f"a white {other}").passed == (shape == other), (shape, other)
+
+
+@pytest.mark.parametrize("shape", ["circle", "square", "triangle"])
+def test_a_shape_cut_off_by_the_border_fails(shape: str) -> None:
+    inside = _scene("yellow", (shape, "blue", 0.2, 0.5, 0.15))
+    assert check(inside, f"a blue {shape} on the left").passed
+    cut = _scene("yellow", (shape, "blue", 0.06, 0.5, 0.15))  # its left part lies outside the picture
+    result = check(cut, f"a blue {shape} on the left")
+    assert not result.passed and "the blue shape is cut off by the image border" in result.reasons[0]
+    corner = _scene("black", ("circle", "yellow", 0.97, 0.97, 0.2))  # a quarter disc fills its box like a square
+    assert any("cut off" in r for r in check(corner, "a yellow square").reasons)

@@ -13,6 +13,8 @@ speckle and anti-aliasing seams, and then, with every threshold fixed here:
   square ~1, triangle ~0.5, which is reported as ``fill``);
 - size, position and relation use the world's thresholds (``pixgen.shapes.world``) on the measured extent
   (largest side of the box) and the area centroid;
+- no shape may touch the image border: a shape cut off by the frame has no knowable shape, size or centre
+  (its visible part can fill its box like a square), and true scenes keep a margin to the frame;
 - clutter: pixels that are neither the background nor a named shape's colour (off-palette included)
   cover at most ``MAX_CLUTTER``.
 """
@@ -139,6 +141,7 @@ def measure(mask: torch.Tensor) -> dict[str, float]:
         "fill": inside / (w * h),
         "aspect": w / h,
         "box": (x0, x1, y0, y1),
+        "cut": x0 == 0 or y0 == 0 or x1 == size - 1 or y1 == size - 1,  # touches the image border
     }
 
 
@@ -216,6 +219,8 @@ def _check_object(obj: Any, m: dict[str, Any]) -> list[str]:
     if m["coverage"] < MIN_COVERAGE or m["extent"] < MIN_EXTENT:
         return [f"no {obj.colour} shape: {obj.colour} covers {m['coverage']:.2%} (needs {MIN_COVERAGE:.1%})"]
     reasons = []
+    if m["cut"]:  # its shape, size and centre are unknown: scenes are drawn with a margin to the frame
+        reasons.append(f"the {obj.colour} shape is cut off by the image border (nothing of it may touch the edge)")
     if m["shape"] != obj.shape:
         reasons.append(f"the {obj.colour} shape looks like a {m['shape'] or 'blob'} (IoU {m['iou']}), "
                        f"not a {obj.shape}")
