@@ -65,6 +65,15 @@ def ramp_share(progress: float, ramp: float) -> float:
     return progress / ramp if progress < ramp else 1.0
 
 
+def pyramid_latent(grids: list[torch.Tensor]) -> torch.Tensor:
+    """The finest latent grid ``grids[0]`` plus each coarser ``grids[k]`` (half, quarter, ... its size),
+    nearest-upsampled by ``2**k`` and cropped to it: what ``latent_levels`` quantises."""
+    z = grids[0]
+    for k, grid in enumerate(grids[1:], start=1):
+        z = z + grid.repeat_interleave(2**k, -2).repeat_interleave(2**k, -1)[..., : z.shape[-2], : z.shape[-1]]
+    return z
+
+
 class VqganDrawer(Drawer):
     """A taming VQGAN latent, quantised and decoded on every render. Sizes are trimmed to its factor."""
 
@@ -125,10 +134,7 @@ class VqganDrawer(Drawer):
 
     def latent(self) -> torch.Tensor:
         """``z`` plus the coarser grids, each upsampled (nearest) to its size: (1, D, h, w)."""
-        z = self.z
-        for k, grid in enumerate(self.coarse, start=1):
-            z = z + grid.repeat_interleave(2**k, -2).repeat_interleave(2**k, -1)[..., :z.shape[-2], :z.shape[-1]]
-        return z
+        return pyramid_latent([self.z, *self.coarse])
 
     @torch.no_grad()
     def init_from_image(self, img: torch.Tensor) -> None:

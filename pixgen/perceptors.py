@@ -88,7 +88,7 @@ def load_perceptor(spec: ClipSpec, device: torch.device | str = "cpu") -> OpenCl
     """Load (once per process, then shared) the open_clip model named by ``spec`` on ``device``."""
     model, tag = spec.model, spec.tag
     if model.endswith(".json"):
-        model = _register_config(model)
+        model = register_config_file(model)
     return _load_cached(model, tag, str(torch.device(device)))
 
 
@@ -110,8 +110,9 @@ def _load_cached(model: str, tag: str, device: str) -> OpenClipPerceptor:
     return OpenClipPerceptor(f"{model}:{tag}", clip, open_clip.get_tokenizer(model), mean, std).to(device)
 
 
-def _register_config(path: str) -> str:
-    """Add a model config file to open_clip's list (and pixgen's own timm image tower, if it names it)."""
+def register_config_file(path: str | Path) -> str:
+    """Add a model config file to open_clip's list (and pixgen's own timm image tower, if it names it);
+    returns the model name (the file's stem). A missing or malformed file raises ``PixgenError``."""
     import open_clip
 
     from pixgen.shapes.cnn import TIMM_NAME, register_timm_model

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import torch
 
+from pixgen.drawers.vqgan import pyramid_latent
 from pixgen.losses.functional import spherical_dist
 from pixgen.losses.smoothness import gradient_magnitude
 from pixgen.noise import fractal_noise
@@ -74,10 +75,7 @@ class DrawerChains:
 
     def latent(self) -> torch.Tensor:
         """The latent grid plus the coarser grids, each upsampled (nearest) to its size."""
-        z = self.grids[0]
-        for k, grid in enumerate(self.grids[1:], start=1):
-            z = z + grid.repeat_interleave(2**k, -2).repeat_interleave(2**k, -1)[..., : z.shape[-2], : z.shape[-1]]
-        return z
+        return pyramid_latent(self.grids)
 
     def images(self) -> torch.Tensor:
         """The chains' current renders (n, 3, size, size) in [0, 1] (differentiable in the grids)."""

@@ -41,15 +41,11 @@ def register_clip() -> str:
 def register_clip_config(config: str | Path) -> str:
     """Register an open_clip model config for the shapes world (the shipped one under its own name, any other
     under its file stem, CNN image tower included); returns the model name."""
-    import open_clip
-
-    from pixgen.shapes.cnn import register_timm_model
+    from pixgen.perceptors import register_config_file
 
     if Path(config).resolve() == clip_config_path().resolve():
         return register_clip()
-    register_timm_model()
-    open_clip.add_model_config(config)
-    return Path(config).stem
+    return register_config_file(config)
 
 
 def clip_model_name() -> str:
