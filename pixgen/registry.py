@@ -92,6 +92,7 @@ def _builtin_losses() -> Registry:
     reg = Registry("loss")
     reg.register("palette", "pixgen.losses.palette:PaletteLoss")
     reg.register("smoothness", "pixgen.losses.smoothness:SmoothnessLoss")
+    reg.register("denoise", "pixgen.losses.denoise:DenoiseLoss")
     return reg
 
 

@@ -74,3 +74,8 @@ def _existing(path: Path, script: str) -> Path:
         raise PixgenError(f"the built-in shapes model file {path} is missing; reinstall pixgen, or rebuild it "
                           f"with 'python {script} --out {path.parent}'")
     return path
+
+
+def denoiser_path() -> Path:
+    """The shapes scene denoiser's weights (fp16 state dict of ``pixgen.shapes.denoiser.ShapesDenoiser``)."""
+    return _existing(assets_dir() / "shapes_denoiser.pt", "scripts/train_shapes_denoiser.py")

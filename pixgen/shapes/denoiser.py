@@ -1,0 +1,91 @@
+"""The shapes scene denoiser: a small U-Net that maps a damaged shapes image to the clean scene it came from.
+
+It is a learned image prior for the shapes world. ``--loss denoise`` pulls the render towards the denoiser's
+output (regularisation by denoising), so blobs become the nearest circle, square or triangle, fragments and
+stray colours fade and the background turns flat. ``corrupt`` makes its training inputs: true scenes warped by
+smooth random displacement fields (blob-shaped outlines), with fragments and patches of palette colours,
+low-frequency colour casts and pixel noise, at a random strength per image (strength 0 leaves the scene as is).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from pixgen.shapes.render import palette_tensor
+
+WIDTHS = (16, 32, 64, 96, 128)  # channels at 64, 32, 16, 8 and 4 pixels for a 64-pixel input
+
+
+def _block(cin: int, cout: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, 3, padding=1), nn.GroupNorm(8, cout), nn.SiLU(),
+        nn.Conv2d(cout, cout, 3, padding=1), nn.GroupNorm(8, cout), nn.SiLU(),
+    )
+
+
+class ShapesDenoiser(nn.Module):
+    """U-Net: (N, 3, S, S) in [0, 1] -> (N, 3, S, S) in [0, 1]; S a multiple of 16 (64 for the shapes world)."""
+
+    def __init__(self, widths: tuple[int, ...] = WIDTHS) -> None:
+        super().__init__()
+        self.widths = tuple(widths)
+        self.down = nn.ModuleList(_block(cin, cout) for cin, cout in zip((3, *widths[:-1]), widths, strict=False))
+        self.up = nn.ModuleList(_block(a + b, b) for a, b in zip(widths[:0:-1], widths[-2::-1], strict=True))
+        self.out = nn.Conv2d(widths[0], 3, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The denoised images, same shape as ``x``."""
+        skips = []
+        h = x * 2 - 1
+        for i, block in enumerate(self.down):
+            h = block(h if i == 0 else F.avg_pool2d(h, 2))
+            skips.append(h)
+        for block, skip in zip(self.up, skips[-2::-1], strict=True):
+            h = block(torch.cat([F.interpolate(h, scale_factor=2.0, mode="nearest"), skip], dim=1))
+        return torch.sigmoid(self.out(h) * 2)  # the palette's extremes (0.08-0.96) stay reachable
+
+
+def smooth_noise(n: int, channels: int, grid: int, size: int, generator: torch.Generator) -> torch.Tensor:
+    """(n, channels, size, size) smooth random field: unit normal noise on a grid x grid, bicubically upsampled."""
+    coarse = torch.randn(n, channels, grid, grid, generator=generator)
+    return F.interpolate(coarse, size=(size, size), mode="bicubic", align_corners=True)
+
+
+def warp(images: torch.Tensor, amount: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Bend images by a smooth random displacement field of about ``amount`` (N,) pixels, at two scales."""
+    n, _, size, _ = images.shape
+    flow = smooth_noise(n, 2, 4, size, generator) + 0.5 * smooth_noise(n, 2, 8, size, generator)
+    flow = flow * (amount.view(n, 1, 1, 1) * 2 / size)  # pixels -> grid_sample's [-1, 1] units
+    theta = torch.eye(2, 3).expand(n, 2, 3)
+    grid = F.affine_grid(theta, list(images.shape), align_corners=False) + flow.permute(0, 2, 3, 1)
+    return F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+def blots(images: torch.Tensor, count: int, area: tuple[float, float], generator: torch.Generator) -> torch.Tensor:
+    """Paint ``count`` smooth random blots per image, each a random palette colour covering about ``area``."""
+    n, _, size, _ = images.shape
+    palette = palette_tensor()
+    for _ in range(count):
+        field = smooth_noise(n, 1, 6, size, generator)
+        share = area[0] + (area[1] - area[0]) * torch.rand(n, 1, 1, 1, generator=generator)
+        level = torch.quantile(field.flatten(1), 1 - share.flatten(), dim=1).diagonal().view(n, 1, 1, 1)
+        mask = torch.sigmoid((field - level) * 12) * (torch.rand(n, 1, 1, 1, generator=generator) < 0.5)
+        colour = palette[torch.randint(len(palette), (n,), generator=generator)].view(n, 3, 1, 1)
+        images = images * (1 - mask) + colour * mask
+    return images
+
+
+def corrupt(clean: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Damaged copies of clean (N, 3, S, S) scenes, each at a random strength (about a fifth left clean)."""
+    n, _, size, _ = clean.shape
+    strength = (torch.rand(n, generator=generator) * 1.25 - 0.25).clamp(min=0)  # (N,)
+    x = warp(clean, strength * size / 20, generator)
+    x = blots(x, 3, (0.001, 0.008), generator)  # fragments and speckle
+    big = (torch.rand(n, 1, 1, 1, generator=generator) < 0.3 * strength.view(n, 1, 1, 1)).float()
+    x = big * blots(x, 1, (0.05, 0.25), generator) + (1 - big) * x  # a wrong-coloured area
+    cast = smooth_noise(n, 3, 3, size, generator) * 0.12 + torch.randn(n, 3, size, size, generator=generator) * 0.04
+    x = x + cast * strength.view(n, 1, 1, 1)
+    keep = (strength == 0).view(n, 1, 1, 1)
+    return torch.where(keep, clean, x.clamp(0, 1))

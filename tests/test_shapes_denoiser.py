@@ -1,0 +1,108 @@
+"""The shapes scene denoiser, its corruptions, its training script and ``--loss denoise``."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from pixgen.errors import PixgenError
+from pixgen.losses.base import LossInput
+from pixgen.registry import LOSSES
+from pixgen.shapes.denoiser import ShapesDenoiser, corrupt
+from pixgen.shapes.render import random_batch
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def scenes(n: int, seed: int) -> torch.Tensor:
+    return random_batch(n, 64, torch.Generator().manual_seed(seed))[0]
+
+
+def test_corrupt_is_seeded_in_range_and_leaves_some_scenes_clean() -> None:
+    clean = scenes(32, 0)
+    a, b = corrupt(clean, torch.Generator().manual_seed(1)), corrupt(clean, torch.Generator().manual_seed(1))
+    assert torch.equal(a, b) and a.shape == clean.shape and 0 <= a.min() and a.max() <= 1
+    changed = (a - clean).abs().flatten(1).amax(dim=1) > 0
+    assert 0 < changed.sum() < 32  # about a fifth stay as they are
+
+
+def test_denoiser_keeps_the_shape_and_range_of_its_input() -> None:
+    out = ShapesDenoiser()(torch.rand(2, 3, 64, 64))
+    assert out.shape == (2, 3, 64, 64) and 0 <= out.min() and out.max() <= 1
+
+
+def test_the_built_in_denoiser_repairs_damaged_scenes_and_keeps_clean_ones() -> None:
+    from pixgen.shapes.models import denoiser_path
+
+    model = ShapesDenoiser()
+    model.load_state_dict({k: v.float() for k, v in torch.load(denoiser_path()).items()})
+    clean = scenes(32, 123)
+    damaged = corrupt(clean, torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        repaired, kept = model.eval()(damaged), model(clean)
+    assert (repaired - clean).abs().mean() < 0.6 * (damaged - clean).abs().mean()
+    assert (kept - clean).abs().mean() < 0.02
+
+
+def weights_file(tmp_path: Path) -> Path:
+    path = tmp_path / "dn.pt"
+    torch.manual_seed(0)
+    torch.save({k: v.half() for k, v in ShapesDenoiser().state_dict().items()}, path)
+    return path
+
+
+def test_denoise_loss_pulls_the_render_to_the_denoised_render(tmp_path) -> None:
+    loss = LOSSES.get("denoise")(denoiser=str(weights_file(tmp_path)))
+    loss.setup()
+    render = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(0)).requires_grad_()
+    value = loss(LossInput(render, {}, {}, step=0, total_steps=10))
+    value.backward()
+    with torch.no_grad():
+        target = loss.model(render)
+        assert value.item() == pytest.approx(((render - target) ** 2).mean().item(), rel=1e-5)
+        assert torch.allclose(render.grad, 2 * (render - target) / render.numel(), atol=1e-7)
+
+
+def test_denoise_loss_waits_for_its_start_and_takes_any_size(tmp_path) -> None:
+    loss = LOSSES.get("denoise")(denoiser=str(weights_file(tmp_path)), denoise_start=0.5)
+    render = torch.rand(1, 3, 32, 48).requires_grad_()
+    assert loss(LossInput(render, {}, {}, step=4, total_steps=10)).item() == 0.0
+    late = loss(LossInput(render, {}, {}, step=5, total_steps=10))
+    late.backward()
+    assert late.item() > 0 and render.grad.abs().sum() > 0
+
+
+def test_denoise_loss_errors_are_clear(tmp_path) -> None:
+    with pytest.raises(PixgenError, match=r"denoise_start must be in \[0, 1\)"):
+        LOSSES.get("denoise")(denoise_start=1.0)
+    with pytest.raises(PixgenError, match="no denoiser weights at .*missing.pt"):
+        LOSSES.get("denoise")(denoiser=str(tmp_path / "missing.pt")).setup()
+    torn = tmp_path / "torn.pt"
+    torn.write_bytes(b"not a checkpoint")
+    with pytest.raises(PixgenError, match="is not a shapes denoiser checkpoint.*train_shapes_denoiser.py"):
+        LOSSES.get("denoise")(denoiser=str(torn)).setup()
+
+
+def test_denoise_loss_in_a_run(quick: dict, tmp_path) -> None:
+    from pixgen.config import RunConfig
+    from pixgen.engine import Run
+
+    run = Run(RunConfig.from_dict({**quick, "loss": ["denoise:0.5@50"], "denoiser": str(weights_file(tmp_path))}))
+    assert run.losses["denoise"][1] == 50 and run.losses["denoise"][0].start == 0.5
+    terms = [run.step().terms["denoise"] for _ in range(4)]  # 6 iterations: waits for steps 0-2
+    assert terms[:3] == [0.0, 0.0, 0.0] and terms[3] > 0
+
+
+def test_training_script_writes_weights_the_loss_loads(tmp_path) -> None:
+    cmd = [sys.executable, str(ROOT / "scripts" / "train_shapes_denoiser.py"), "--steps", "2", "--minutes", "0",
+           "--batch", "4", "--out", str(tmp_path)]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads(done.stdout[done.stdout.index("{"):])
+    assert report["steps"] == 2 and report["mae_input"] > 0 and report["mae_output"] > 0
+    LOSSES.get("denoise")(denoiser=str(tmp_path / "shapes_denoiser.pt")).setup()
