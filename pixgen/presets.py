@@ -23,10 +23,11 @@ ASPECT_BASE = {"widescreen": (192, 108), "square": (144, 144), "portrait": (128,
 
 PRESETS: dict[str, dict[str, Any]] = {
     # mostly wide cutouts (the shapes CLIP reads positions and counts from the whole image), a smoothness
-    # loss that clears stray blobs, and a latent pyramid that moves whole areas; measured in
+    # loss that clears stray blobs, the shapes denoiser's prior after the first 30 % of the run (clean flat
+    # shapes), and a latent pyramid that moves whole areas; measured in
     # scripts/eval_shapes.py (README, "The shapes demo")
     "shapes": {"clip": ["shapes"], "drawer": "vqgan:shapes", "size": "64x64", "iterations": 150, "cutn": 16, "lr": 0.5,
-               "cut_zoom": 0.1, "loss": ["smoothness@10"], "latent_levels": 4},
+               "cut_zoom": 0.1, "loss": ["smoothness@10", "denoise:0.3@100"], "latent_levels": 4},
 }
 #: preset settings that are options of the preset's own drawer: left out when the user picks another drawer
 DRAWER_OPTIONS: dict[str, tuple[str, ...]] = {"shapes": ("latent_levels",)}
