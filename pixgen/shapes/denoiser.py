@@ -64,7 +64,8 @@ def warp(images: torch.Tensor, amount: torch.Tensor, generator: torch.Generator)
 
 
 def blots(images: torch.Tensor, count: int, area: tuple[float, float], generator: torch.Generator) -> torch.Tensor:
-    """Paint ``count`` smooth random blots per image, each a random palette colour covering about ``area``."""
+    """Paint up to ``count`` smooth random blots per image (each present with probability 1/2), each a random
+    palette colour covering a share of the image drawn from ``area``."""
     n, _, size, _ = images.shape
     palette = palette_tensor()
     for _ in range(count):
