@@ -38,35 +38,26 @@ class DenoiseLoss(Loss):
 
     def setup(self, context: Any = None) -> None:
         """Load the denoiser (once) on the run's device."""
-        from pixgen.shapes.denoiser import ShapesDenoiser
+        self._load(getattr(context, "device", None) or "cpu")
+
+    def _load(self, device: Any) -> None:
+        from pixgen.shapes.denoiser import load_denoiser
         from pixgen.shapes.models import denoiser_path
 
-        path = Path(self.path) if self.path else denoiser_path()
-        if not path.is_file():
-            raise PixgenError(f"denoise loss: no denoiser weights at {path}; give --denoiser a file written by "
-                              "scripts/train_shapes_denoiser.py")
-        model = ShapesDenoiser()
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-            model.load_state_dict({k: v.float() for k, v in state.items()})
-        except Exception as exc:  # noqa: BLE001 - a torn or foreign file: say which and how to fix it
-            raise PixgenError(f"denoise loss: {path} is not a shapes denoiser checkpoint "
-                              f"({type(exc).__name__}); rebuild it with scripts/train_shapes_denoiser.py") from exc
-        device = getattr(context, "device", None) or "cpu"
-        self.model = model.to(device).eval().requires_grad_(False)
+        self.model = load_denoiser(Path(self.path) if self.path else denoiser_path(), device)
 
     def forward(self, inp: LossInput) -> torch.Tensor:
         """Mean squared distance of the render to the denoised render (no gradient through the denoiser)."""
-        if self.model is None:
-            self.setup()
         render = inp.render
+        if self.model is None:
+            self._load(render.device)
         if inp.step < self.start * inp.total_steps:
             return render.sum() * 0.0
         with torch.no_grad():
             small = render
             if render.shape[-2:] != (SIZE, SIZE):
                 small = F.interpolate(render, size=(SIZE, SIZE), mode="area")
-            clean = self.model(small.to(next(self.model.parameters()).device))
+            clean = self.model(small)
             if clean.shape != render.shape:
                 clean = F.interpolate(clean, size=render.shape[-2:], mode="bilinear")
-        return F.mse_loss(render, clean.to(render))
+        return F.mse_loss(render, clean)

@@ -13,7 +13,7 @@ import torch
 from pixgen.errors import PixgenError
 from pixgen.losses.base import LossInput
 from pixgen.registry import LOSSES
-from pixgen.shapes.denoiser import ShapesDenoiser, corrupt
+from pixgen.shapes.denoiser import ShapesDenoiser, corrupt, load_denoiser
 from pixgen.shapes.render import random_batch
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,12 +39,11 @@ def test_denoiser_keeps_the_shape_and_range_of_its_input() -> None:
 def test_the_built_in_denoiser_repairs_damaged_scenes_and_keeps_clean_ones() -> None:
     from pixgen.shapes.models import denoiser_path
 
-    model = ShapesDenoiser()
-    model.load_state_dict({k: v.float() for k, v in torch.load(denoiser_path()).items()})
+    model = load_denoiser(denoiser_path())
     clean = scenes(32, 123)
     damaged = corrupt(clean, torch.Generator().manual_seed(5))
     with torch.no_grad():
-        repaired, kept = model.eval()(damaged), model(clean)
+        repaired, kept = model(damaged), model(clean)
     assert (repaired - clean).abs().mean() < 0.6 * (damaged - clean).abs().mean()
     assert (kept - clean).abs().mean() < 0.02
 
@@ -86,6 +85,10 @@ def test_denoise_loss_errors_are_clear(tmp_path) -> None:
     torn.write_bytes(b"not a checkpoint")
     with pytest.raises(PixgenError, match="is not a shapes denoiser checkpoint.*train_shapes_denoiser.py"):
         LOSSES.get("denoise")(denoiser=str(torn)).setup()
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"weight": torch.zeros(2)}, foreign)  # a readable state dict of some other model
+    with pytest.raises(PixgenError, match="is not a shapes denoiser checkpoint.*train_shapes_denoiser.py"):
+        LOSSES.get("denoise")(denoiser=str(foreign)).setup()
 
 
 def test_denoise_loss_in_a_run(quick: dict, tmp_path) -> None:

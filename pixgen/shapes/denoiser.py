@@ -9,10 +9,14 @@ low-frequency colour casts and pixel noise, at a random strength per image (stre
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pixgen.errors import PixgenError
 from pixgen.shapes.render import palette_tensor
 
 WIDTHS = (16, 32, 64, 96, 128)  # channels at 64, 32, 16, 8 and 4 pixels for a 64-pixel input
@@ -45,6 +49,23 @@ class ShapesDenoiser(nn.Module):
         for block, skip in zip(self.up, skips[-2::-1], strict=True):
             h = block(torch.cat([F.interpolate(h, scale_factor=2.0, mode="nearest"), skip], dim=1))
         return torch.sigmoid(self.out(h) * 2)  # the palette's extremes (0.08-0.96) stay reachable
+
+
+def load_denoiser(path: Path, device: Any = "cpu") -> ShapesDenoiser:
+    """The denoiser in a weights file of ``scripts/train_shapes_denoiser.py``, on ``device``, frozen, in eval
+    mode; a missing, torn or foreign file raises a ``PixgenError`` that names the fix."""
+    from pixgen.checkpoints import load_checkpoint_state
+
+    if not path.is_file():
+        raise PixgenError(f"denoise loss: no denoiser weights at {path}; give --denoiser a file written by "
+                          "scripts/train_shapes_denoiser.py")
+    model = ShapesDenoiser()
+    try:
+        model.load_state_dict({k: v.float() for k, v in load_checkpoint_state(path).items()})
+    except (PixgenError, RuntimeError) as exc:  # unreadable, or the state dict of another model
+        raise PixgenError(f"denoise loss: {path} is not a shapes denoiser checkpoint "
+                          f"({type(exc).__name__}); rebuild it with scripts/train_shapes_denoiser.py") from exc
+    return model.to(device).eval().requires_grad_(False)
 
 
 def smooth_noise(n: int, channels: int, grid: int, size: int, generator: torch.Generator) -> torch.Tensor:
