@@ -86,14 +86,29 @@ class OpenClipPerceptor(nn.Module):
 
 def load_perceptor(spec: ClipSpec, device: torch.device | str = "cpu") -> OpenClipPerceptor:
     """Load (once per process, then shared) the open_clip model named by ``spec`` on ``device``."""
-    model, tag = spec.model, spec.tag
+    from pixgen.shapes.models import CLIP_NAME, clip_config_path
+
+    model, tag, config = spec.model, spec.tag, None
     if model.endswith(".json"):
-        model = register_config_file(model)
-    return _load_cached(model, tag, str(torch.device(device)))
+        config, model = model, register_config_file(model)
+    elif model == CLIP_NAME:
+        config = str(clip_config_path())
+    return _load_cached(model, tag, str(torch.device(device)), config)
+
+
+def tokenizer_for(model: str, config: str | Path | None = None):
+    """open_clip's tokenizer for ``model``; a ``config`` file naming its own BPE merges
+    (``text_cfg.tokenizer_kwargs.bpe_path``, relative to the file, as the shapes CLIPs do) gets them."""
+    import open_clip
+
+    from pixgen.shapes.vocab import bpe_path_of
+
+    bpe = bpe_path_of(Path(config)) if config else None
+    return open_clip.get_tokenizer(model, **({"bpe_path": str(bpe)} if bpe else {}))
 
 
 @functools.lru_cache(maxsize=8)
-def _load_cached(model: str, tag: str, device: str) -> OpenClipPerceptor:
+def _load_cached(model: str, tag: str, device: str, config: str | None = None) -> OpenClipPerceptor:
     import open_clip
 
     if model not in open_clip.list_models():
@@ -107,7 +122,7 @@ def _load_cached(model: str, tag: str, device: str) -> OpenClipPerceptor:
                           "an open_clip state dict for this model") from exc
     mean = getattr(clip.visual, "image_mean", None) or open_clip.OPENAI_DATASET_MEAN
     std = getattr(clip.visual, "image_std", None) or open_clip.OPENAI_DATASET_STD
-    return OpenClipPerceptor(f"{model}:{tag}", clip, open_clip.get_tokenizer(model), mean, std).to(device)
+    return OpenClipPerceptor(f"{model}:{tag}", clip, tokenizer_for(model, config), mean, std).to(device)
 
 
 def register_config_file(path: str | Path) -> str:

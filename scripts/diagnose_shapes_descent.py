@@ -25,6 +25,7 @@ import torch.nn.functional as F
 
 from pixgen.drawers.vqgan import ramp_share
 from pixgen.losses.functional import spherical_dist
+from pixgen.perceptors import tokenizer_for
 from pixgen.shapes.clip_training import normalise
 from pixgen.shapes.models import clip_config_path, clip_weights_path, register_clip_config, vqgan_paths
 from pixgen.shapes.oracle import check
@@ -53,7 +54,7 @@ def load_model(config: Path, weights: Path | None):
 
     name = register_clip_config(config)
     model = open_clip.create_model(name, pretrained=str(weights or clip_weights_path())).eval()
-    return model.requires_grad_(False), open_clip.get_tokenizer(name)
+    return model.requires_grad_(False), tokenizer_for(name, config)
 
 
 def descend(way: str, lr: float, model, txt: torch.Tensor, vqgan, start: torch.Tensor, goal: torch.Tensor,

@@ -6,14 +6,13 @@ from __future__ import annotations
 import random
 from dataclasses import replace
 
-import open_clip
 import pytest
 import torch
 
 from pixgen.losses.functional import spherical_dist
 from pixgen.shapes.chains import ChainSettings, DrawerChains, chain_batch, nearest_scenes
 from pixgen.shapes.clip_training import normalise
-from pixgen.shapes.models import load_clip, register_clip, vqgan_paths
+from pixgen.shapes.models import clip_tokenizer, load_clip, vqgan_paths
 from pixgen.shapes.render import render_scenes
 from pixgen.shapes.sample import sample_scene
 from pixgen.shapes.views import TrainViews
@@ -25,7 +24,7 @@ def _parts(n: int, steps: int, lifetime: int = 150, levels: int = 1):
     torch.set_num_threads(1)
     torch.manual_seed(0)
     model = load_clip().float()
-    tokenizer = open_clip.get_tokenizer(register_clip())
+    tokenizer = clip_tokenizer()
     settings = ChainSettings(n=n, steps=steps, lifetime=lifetime, levels=levels)
     chains = DrawerChains(load_vqgan(*vqgan_paths()), settings, random.Random(0))
     return model, tokenizer, chains, TrainViews(64, zoom_fraction=0.1, clean_fraction=1.0)

@@ -157,5 +157,6 @@ def test_training_script_writes_weights_that_open_clip_loads(tmp_path) -> None:
     assert done.returncode == 0, done.stderr[-2000:]
     report = json.loads(done.stdout[done.stdout.index("{"):])
     assert report["steps"] == 2 and {"hard_shape", "i2t_top1_clean", "gradient_alignment"} <= set(report["held_out"])
-    assert (tmp_path / "shapes_clip.safetensors").is_file()
+    assert (tmp_path / "shapes_clip.safetensors").is_file() and (tmp_path / "shapes_bpe.txt.gz").is_file()
+    assert json.loads((tmp_path / "shapes_clip.json").read_text())["text_cfg"]["vocab_size"] < 1000  # compacted
     assert 0 <= report["held_out_after_fp16_reload"]["i2t_top1_clean"] <= 1  # the fp16 file reloads

@@ -53,6 +53,14 @@ def clip_model_name() -> str:
     return register_clip()
 
 
+def clip_tokenizer() -> Any:
+    """The shapes CLIP's tokenizer: open_clip's ``SimpleTokenizer`` with the compact shapes-world merges
+    (``pixgen.shapes.vocab``) that the config names."""
+    from pixgen.perceptors import tokenizer_for
+
+    return tokenizer_for(register_clip(), clip_config_path())
+
+
 def load_clip(device: Any = "cpu") -> Any:
     """The shapes CLIP through open_clip's own path: ``create_model(name, pretrained=weights)``, eval mode."""
     import open_clip
