@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import os
+import re
 import socket
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +24,8 @@ from torch import nn
 from pixgen.errors import ModelUnavailableError, PixgenError
 from pixgen.registry import Spec
 from pixgen.weights import cache_dir, offline
+
+log = logging.getLogger("pixgen")
 
 
 @dataclass(frozen=True)
@@ -80,8 +84,24 @@ class OpenClipPerceptor(nn.Module):
     @torch.no_grad()
     def encode_text(self, texts: list[str]) -> torch.Tensor:
         """A list of N strings -> (N, D) unit vectors."""
+        unknown = sorted({w for text in texts for w in unknown_words(self.tokenizer, text)})
+        if unknown:
+            log.warning("CLIP %s does not know the word(s) %s: its vocabulary is cut to the shapes world's "
+                        "(pixgen.shapes.vocab), so they read as untrained letters; reword the prompt",
+                        self.name, ", ".join(map(repr, unknown)))
         tokens = self.tokenizer(texts).to(self.mean.device)
         return F.normalize(self.model.encode_text(tokens).float(), dim=-1)
+
+
+def unknown_words(tokenizer, text: str) -> list[str]:
+    """The words of ``text`` that a compact vocabulary (fewer rows than CLIP's) can only spell with single
+    letters; always ``[]`` for CLIP's full vocabulary, whose every word has trained tokens."""
+    from pixgen.shapes.vocab import BYTE_SYMBOLS, FULL_VOCAB
+
+    if getattr(tokenizer, "vocab_size", FULL_VOCAB) >= FULL_VOCAB or not hasattr(tokenizer, "encode"):
+        return []
+    spelled = [(w, tokenizer.encode(w)) for w in re.findall(r"[a-z]+", text.lower())]
+    return [w for w, ids in spelled if len(ids) > 1 and min(ids) < BYTE_SYMBOLS]  # 'a' is one byte, and known
 
 
 def load_perceptor(spec: ClipSpec, device: torch.device | str = "cpu") -> OpenClipPerceptor:

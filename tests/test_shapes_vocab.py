@@ -13,8 +13,15 @@ from pixgen.perceptors import register_config_file, tokenizer_for
 from pixgen.shapes.clip_training import text_negatives
 from pixgen.shapes.models import assets_dir, clip_config_path, clip_tokenizer
 from pixgen.shapes.render import random_batch
-from pixgen.shapes.vocab import BPE_NAME, FULL_VOCAB, compact_config, compact_merges, compact_state_dict, world_words
-from pixgen.shapes.vocab import write_bpe
+from pixgen.shapes.vocab import (
+    BPE_NAME,
+    FULL_VOCAB,
+    compact_config,
+    compact_merges,
+    compact_state_dict,
+    world_words,
+    write_bpe,
+)
 from pixgen.shapes.world import DEMO_CAPTIONS, spec_caption
 
 FULL_CONFIG = clip_config_path().parent.parent.parent / "scripts" / "configs" / "shapes_clip_vit.json"
@@ -54,7 +61,8 @@ def test_compacted_weights_give_identical_text_embeddings(tmp_path) -> None:
     bpe = write_bpe(tmp_path / BPE_NAME, compact_merges())
     state = compact_state_dict(model.state_dict(), bpe)
     config = tmp_path / "shapes_small.json"
-    config.write_text(json.dumps(compact_config(json.loads(FULL_CONFIG.read_text()), len(state["token_embedding.weight"]))))
+    rows = len(state["token_embedding.weight"])
+    config.write_text(json.dumps(compact_config(json.loads(FULL_CONFIG.read_text()), rows)))
     small = open_clip.create_model(register_config_file(config)).eval()
     small.load_state_dict(state)
     captions = _captions(40)
@@ -77,3 +85,17 @@ def test_a_config_whose_merges_file_is_missing_gets_a_clear_error(tmp_path) -> N
     shutil.copy(clip_config_path(), tmp_path / "lonely.json")
     with pytest.raises(PixgenError, match="BPE merges file .* is missing; keep it next to the config"):
         tokenizer_for("lonely", tmp_path / "lonely.json")
+
+
+def test_words_outside_the_world_are_named_in_a_warning(caplog) -> None:
+    import open_clip
+
+    from pixgen.perceptors import load_perceptor, parse_clip_spec, unknown_words
+
+    assert unknown_words(clip_tokenizer(), " ".join(world_words())) == []
+    assert unknown_words(clip_tokenizer(), "A red dog, on a Blue background!") == ["dog"]
+    assert unknown_words(open_clip.get_tokenizer("ViT-B-32"), "a red dog") == []  # full vocabulary: never
+    perceptor = load_perceptor(parse_clip_spec("shapes"))
+    with caplog.at_level("WARNING", logger="pixgen"):
+        perceptor.encode_text(["a pink circle"])
+    assert "does not know the word(s) 'pink'" in caplog.text

@@ -24,6 +24,7 @@ from pixgen.shapes.world import COLOURS, POSITIONS, RELATIONS, SHAPES, SIZES
 
 BPE_NAME = "shapes_bpe.txt.gz"
 FULL_VOCAB = 49408  # CLIP's SimpleTokenizer: 512 byte symbols, 48894 merges, start and end of text
+BYTE_SYMBOLS = 512  # ids below this are single bytes (with or without the end-of-word mark)
 TEMPLATE_WORDS = ("a", "an", "on", "the", "in", "of", "background")
 
 
