@@ -1,7 +1,7 @@
 """A compact tokenizer vocabulary for the shapes CLIPs: CLIP's byte-pair merges cut down to the shapes world.
 
 open_clip's text tower has one embedding row per token of CLIP's 49408-token vocabulary; at the shapes CLIP's
-width that table is 6 MB of a 7.7 MB file, and all but about a hundred of its rows never see a training
+width that table is 6 MB of a 7.7 MB file, and all but a few dozen of its rows never see a training
 gradient. ``compact_merges`` keeps every merge whose result occurs inside a word of the shapes world, in CLIP's
 own order. BPE applies merges by rank, so open_clip's ``SimpleTokenizer`` built from those merges
 (``tokenizer_kwargs.bpe_path`` in the model config) splits every world word into the same token strings as
