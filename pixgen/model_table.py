@@ -36,7 +36,7 @@ class ModelEntry:
     """A named model: its files by role (``config``/``checkpoint`` for VQGAN, ``weights`` for CLIP)."""
 
     name: str
-    kind: str  # "vqgan" or "clip"
+    kind: str  # "vqgan", "clip" or "denoiser"
     files: dict[str, WeightFile]
     description: str = ""
     packaged: bool = False  # the files ship inside the pixgen package and are never downloaded
@@ -118,6 +118,18 @@ def _vqgan_entries() -> list[ModelEntry]:
     ]
 
 
+def _packaged_shapes_entries() -> list[ModelEntry]:
+    """The shapes CLIP (``--clip shapes``) and denoiser (``--loss denoise``), listed beside the shapes VQGAN."""
+    clip = {"config": WeightFile("shapes_clip.json"), "weights": WeightFile("shapes_clip.safetensors"),
+            "vocabulary": WeightFile("shapes_bpe.txt.gz")}
+    return [
+        ModelEntry(name="shapes_clip", kind="clip", files=clip, packaged=True,
+                   description="64 px ViT CLIP of the shapes world (--clip shapes); ships with pixgen"),
+        ModelEntry(name="shapes_denoiser", kind="denoiser", files={"weights": WeightFile("shapes_denoiser.pt")},
+                   packaged=True, description="shapes scene denoiser (--loss denoise); ships with pixgen"),
+    ]
+
+
 def _clip(name: str, file: str, sha256: str) -> ModelEntry:
     url = f"{_OPENAI}/{sha256}/{file}"
     return ModelEntry(name=name, kind="clip", files={"weights": WeightFile(f"clip/{file}", (url,), sha256,
@@ -138,4 +150,4 @@ def _clip_entries() -> list[ModelEntry]:
 
 def known_models() -> dict[str, ModelEntry]:
     """Every model the store knows, by name (a fresh dict on each call)."""
-    return {entry.name: entry for entry in _vqgan_entries() + _clip_entries()}
+    return {entry.name: entry for entry in _vqgan_entries() + _packaged_shapes_entries() + _clip_entries()}

@@ -76,3 +76,13 @@ def test_vqgan_loads_offline_and_reconstructs_scenes() -> None:
     rec = roundtrip(small)
     # at the preset's 64 px (a 16x16 latent); 77% of 12 captions x 8 seeds in the training script's report
     assert sum(check(r, c).passed for r, c in zip(rec, DEMO_CAPTIONS, strict=True)) >= 8  # measured 11
+
+
+def test_model_table_lists_exactly_the_shipped_files() -> None:
+    from pixgen.model_table import known_models
+    from pixgen.weights import file_path
+
+    packaged = [entry for entry in known_models().values() if entry.packaged]
+    listed = {file_path(entry, role) for entry in packaged for role in entry.files}
+    assert all(path.is_file() for path in listed)
+    assert {p.name for p in listed} == {p.name for p in assets_dir().iterdir() if p.name.startswith("shapes_")}
