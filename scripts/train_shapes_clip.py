@@ -290,11 +290,10 @@ def save(model, out: Path, name: str, config: Path, meta: dict) -> Path:
     cfg = json.loads(Path(config).read_text())
     bpe = bpe_path_of(config)
     if bpe is None:  # full vocabulary: cut it
-        bpe = write_bpe(out / BPE_NAME, compact_merges())
-        state = compact_state_dict(state, bpe)
-        cfg = compact_config(cfg, len(state["token_embedding.weight"]))
-    elif bpe.resolve() != (out / BPE_NAME).resolve():
+        state = compact_state_dict(state, write_bpe(out / BPE_NAME, compact_merges()))
+    elif bpe.resolve() != (out / BPE_NAME).resolve():  # already compact (fine-tuned): the merges go along
         shutil.copy(bpe, out / BPE_NAME)
+    cfg = compact_config(cfg, len(state["token_embedding.weight"]))  # names out/BPE_NAME either way
     (out / f"{name}.json").write_text(json.dumps(cfg, indent=4) + "\n")
     path = out / f"{name}.safetensors"
     save_file(state, str(path), metadata={k: str(v) for k, v in meta.items()})
