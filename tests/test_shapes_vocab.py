@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -24,7 +25,8 @@ from pixgen.shapes.vocab import (
 )
 from pixgen.shapes.world import DEMO_CAPTIONS, spec_caption
 
-FULL_CONFIG = clip_config_path().parent.parent.parent / "scripts" / "configs" / "shapes_clip_vit.json"
+ROOT = Path(__file__).resolve().parent.parent
+FULL_CONFIG = ROOT / "scripts" / "configs" / "shapes_clip_vit.json"
 
 
 def _captions(n: int = 200) -> list[str]:
