@@ -146,11 +146,11 @@ def _load_cached(model: str, tag: str, device: str, config: str | None = None) -
 
 
 def register_config_file(path: str | Path) -> str:
-    """Add a model config file to open_clip's list (and pixgen's own timm image tower, if it names it);
+    """Add a model config file to open_clip's list (and pixgen's own timm image towers, if it names one);
     returns the model name (the file's stem). A missing or malformed file raises ``PixgenError``."""
     import open_clip
 
-    from pixgen.shapes.cnn import TIMM_NAME, register_timm_model
+    from pixgen.shapes.towers import register_tower
 
     config = Path(path)
     if not config.is_file():
@@ -163,8 +163,7 @@ def register_config_file(path: str | Path) -> str:
     vision = cfg.get("vision_cfg") if isinstance(cfg, dict) else None
     if not isinstance(vision, dict):
         raise PixgenError(f"CLIP model config {path} has no vision_cfg object; give an open_clip model .json")
-    if vision.get("timm_model_name") == TIMM_NAME:  # the shapes CNN tower: timm must know it before open_clip
-        register_timm_model()
+    register_tower(vision.get("timm_model_name"))  # a pixgen shapes tower: timm must know it before open_clip
     open_clip.add_model_config(config)
     return config.stem
 

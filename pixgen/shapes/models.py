@@ -28,11 +28,13 @@ def clip_weights_path() -> Path:
 def register_clip() -> str:
     """Add the shapes CLIP config to open_clip's model list and its image tower to timm's (idempotent);
     returns the model name."""
+    import json
+
     import open_clip
 
-    from pixgen.shapes.cnn import register_timm_model
+    from pixgen.shapes.towers import register_tower
 
-    register_timm_model()
+    register_tower(json.loads(clip_config_path().read_text())["vision_cfg"].get("timm_model_name"))
     if CLIP_NAME not in open_clip.list_models():
         open_clip.add_model_config(clip_config_path())
     return CLIP_NAME
