@@ -19,9 +19,11 @@ CLIP's full vocabulary (``scripts/configs/shapes_clip_vit.json``) and saved cut 
 (``pixgen.shapes.vocab``: identical text embeddings, 1.5 MB instead of 7.7).
 
 Experimental options (measured in docs/shapes_experiments.md, none of them shipped): ``--config
-scripts/configs/shapes_clip_cnn.json`` (a CNN image tower, ``pixgen.shapes.cnn``) with ``--shape-warmup``
-(supervised shape naming first) and ``--aux-weight`` (a content head); ``--dreams`` (gradient-ascent images as
-negatives); ``--chains N`` (N generation runs of the VQGAN drawer, ``pixgen.shapes.chains``, advanced
+scripts/configs/shapes_clip_cnn.json`` (a CNN image tower, ``pixgen.shapes.cnn``) or
+``scripts/configs/shapes_clip_regions.json`` (soft palette masks and their moments, ``pixgen.shapes.regions``)
+with ``--shape-warmup`` (supervised shape naming first) and ``--aux-weight`` (a content head); ``--dreams``
+(gradient-ascent images as negatives); ``--stray N`` (N scenes per batch repeated with stray palette-coloured
+cells, as negatives); ``--chains N`` (N generation runs of the VQGAN drawer, ``pixgen.shapes.chains``, advanced
 ``--chain-steps`` per training step with ``--chain-levels`` latent grids: the images the oracle rejects are
 negatives for their captions); ``--adv-eps`` (L2 adversarial views); ``--align N`` (perceptually aligned
 gradients by double backprop: for N scenes per batch, ``--align-weight`` x (1 - cosine) between the image
@@ -64,6 +66,7 @@ from pixgen.shapes.clip_training import (
     single_shapes,
     soft_clip_loss,
     soft_targets,
+    stray_colours,
     text_negatives,
 )
 from pixgen.shapes.models import clip_config_path, register_clip_config
@@ -92,6 +95,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--dreams", type=int, default=0,
                    help="images per batch made by gradient ascent on the current model (negatives; 0: off)")
     p.add_argument("--dream-steps", type=int, default=4)
+    p.add_argument("--stray", type=int, default=0,
+                   help="scenes per batch repeated with stray palette-coloured cells, as negatives (0: off)")
     p.add_argument("--chains", type=int, default=0,
                    help="persistent VQGAN-drawer generation runs whose images are negatives (0: off)")
     p.add_argument("--chain-steps", type=int, default=3, help="generation steps per chain per training step")
@@ -208,6 +213,9 @@ def train(args: argparse.Namespace):
         specs = specs + text_negatives(specs, args.text_negatives, gen)
         captions = [spec_caption(s) for s in specs]
         target = soft_targets(scenes, specs)
+        if args.stray > 0:  # the batch's first scenes with stray colours: no caption describes them
+            stray = F.interpolate(stray_colours(images[: args.stray], gen), size=64, mode="area")
+            negatives = torch.cat([negatives, stray])
         if len(negatives):
             with torch.no_grad():
                 batch = torch.cat([batch, views(negatives)])
@@ -312,7 +320,7 @@ def main() -> None:
     report = evaluate(model, tokenizer, args.seed, args.eval_size)
     minutes = (time.time() - t0) / 60
     options = {k: getattr(args, k) for k in ("seed", "batch", "lr", "clutter", "text_negatives", "zoom_fraction",
-                                              "clean_fraction", "aux_weight", "shape_warmup", "dreams",
+                                              "clean_fraction", "aux_weight", "shape_warmup", "dreams", "stray",
                                               "dream_steps", "chains", "chain_steps", "chain_levels", "chain_repair",
                                               "adv_eps", "adv_steps", "align", "align_weight", "near_miss",
                                               "robust_after")}

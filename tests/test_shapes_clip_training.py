@@ -21,6 +21,7 @@ from pixgen.shapes.clip_training import (
     scene_corrupt,
     soft_clip_loss,
     soft_targets,
+    stray_colours,
 )
 from pixgen.shapes.world import Scene, Shape, parse_caption
 
@@ -113,6 +114,19 @@ def test_blob_corrupt_paints_palette_blocks_over_parts_of_the_images() -> None:
     assert sum(painted) >= 3  # unless blended wholly into the blocks, what is painted is palette colours
 
 
+def test_stray_colours_paint_some_cells_with_palette_colours() -> None:
+    from pixgen.shapes.render import palette_tensor, render_caption
+
+    clean = torch.cat([render_caption("a red circle on a blue background", 64, torch.Generator().manual_seed(i))
+                       for i in range(8)])
+    bad = stray_colours(clean, torch.Generator().manual_seed(0))
+    assert torch.equal(bad, stray_colours(clean, torch.Generator().manual_seed(0)))  # seeded
+    changed = (bad - clean).abs().amax(1) > 1e-6  # (8, 64, 64)
+    share = changed.flatten(1).float().mean(1)
+    assert (share > 0.01).all() and (share < 0.45).all()  # 8-30 % of the cells, some painted their own colour
+    assert torch.cdist(bad.permute(0, 2, 3, 1)[changed], palette_tensor()).amin(1).max() < 1e-3
+
+
 def test_scene_corrupt_changes_shapes_and_adds_stray_copies_but_keeps_colours() -> None:
     bad = scene_corrupt([SCENE] * 20, torch.Generator().manual_seed(0))
     assert all(b.background == SCENE.background for b in bad)
@@ -160,3 +174,16 @@ def test_training_script_writes_weights_that_open_clip_loads(tmp_path) -> None:
     assert (tmp_path / "shapes_clip.safetensors").is_file() and (tmp_path / "shapes_bpe.txt.gz").is_file()
     assert json.loads((tmp_path / "shapes_clip.json").read_text())["text_cfg"]["vocab_size"] < 1000  # compacted
     assert 0 <= report["held_out_after_fp16_reload"]["i2t_top1_clean"] <= 1  # the fp16 file reloads
+
+
+def test_training_script_trains_the_region_tower(tmp_path) -> None:
+    config = ROOT / "scripts" / "configs" / "shapes_clip_regions.json"
+    cmd = [sys.executable, str(ROOT / "scripts" / "train_shapes_clip.py"), "--config", str(config), "--steps", "2",
+           "--shape-warmup", "2", "--minutes", "0", "--batch", "24", "--clutter", "4", "--stray", "4", "--dreams",
+           "2", "--eval-size", "32", "--name", "regions", "--out", str(tmp_path)]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads(done.stdout[done.stdout.index("{"):])
+    assert report["steps"] == 2 and 0 <= report["held_out_after_fp16_reload"]["i2t_top1_clean"] <= 1
+    saved = json.loads((tmp_path / "regions.json").read_text())
+    assert saved["vision_cfg"]["timm_model_name"] == "pixgen_shapes_regions"

@@ -155,6 +155,22 @@ def blob_corrupt(images: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     return out
 
 
+def stray_colours(images: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """``images`` (N, 3, S, S) with stray palette-coloured cells (grids of 4-16 cells, each painted with
+    probability 0.08-0.3): scenes with the clutter that no caption allows, as negatives."""
+    n, _, s, _ = images.shape
+    pal = palette_tensor(images.device)
+    out = images.clone()
+    for i in range(n):
+        k = 2 ** int(torch.randint(2, 5, (1,), generator=gen))
+        p = 0.08 + 0.22 * float(torch.rand(1, generator=gen))
+        cells = (torch.rand(1, 1, k, k, generator=gen) < p).float()
+        colour = pal[torch.randint(0, len(pal), (k * k,), generator=gen)].T.reshape(1, 3, k, k)
+        mask = F.interpolate(cells, size=s, mode="nearest")
+        out[i : i + 1] = images[i : i + 1] * (1 - mask) + F.interpolate(colour, size=s, mode="nearest") * mask
+    return out
+
+
 def gradient_alignment(model, txt: torch.Tensor, clean: torch.Tensor, corrupted: torch.Tensor,
                        create_graph: bool = True) -> torch.Tensor:
     """Per image, the cosine between the image gradient of the similarity to its caption (``txt`` (N, D),
