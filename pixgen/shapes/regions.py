@@ -94,7 +94,8 @@ class ShapesRegions(nn.Module):
     def masks(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) normalised images -> (B, K+1, H, W) assignment to each prototype and off-palette: the
         values of a sharp softmax (``tau``), the gradient of a softer one (``grad_tau``), so that a pixel deep
-        in one colour still learns which way another colour lies (a sharp softmax's gradient there is ~0)."""
+        in one colour still learns which way another colour lies (a sharp softmax's gradient there is ~0). In
+        generation it measured no better than the sharp gradient (docs/shapes_experiments.md)."""
         rgb = x * self.std + self.mean  # back to [0, 1]
         dist = ((rgb.unsqueeze(1) - self.prototypes.view(1, -1, 3, 1, 1)) ** 2).sum(dim=2)  # (B, K, H, W)
         off = self.off_logit.expand(dist.shape[0], 1, *dist.shape[2:])
