@@ -31,8 +31,6 @@ GRID = 4  # side of the coarse occupancy grid per channel
 FEATURES = ("area", "cx", "cy", "sxx", "syy", "sxy", "spread", "edge", "ragged",
             "x3", "x2y", "xy2", "y3", "x4", "x2y2", "y4", "x3y", "xy3")
 MOMENTS = len(FEATURES)
-OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)  # open_clip normalises with these before the tower
-OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
 PRESENT = 2e-3  # area below which a channel counts as absent: its shape moments fade out
 
 
@@ -72,14 +70,16 @@ class ShapesRegions(nn.Module):
     def __init__(self, colours: int = 8, tau: float = 0.03, grad_tau: float = 0.15, off_distance: float = 0.3,
                  width: int = 256, hidden: bool = True, image_size: int = 64, in_chans: int = 3) -> None:
         super().__init__()
+        from open_clip import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD  # the normalisation before the tower
+
         from pixgen.shapes.render import palette_tensor
 
         pal = palette_tensor()[:colours] if colours <= 8 else torch.rand(colours, in_chans)
         self.prototypes = nn.Parameter(pal.clone())  # (K, 3) in [0, 1]
         self.off_logit = nn.Parameter(torch.tensor(-off_distance ** 2 / tau))
         self.tau, self.grad_tau = tau, grad_tau
-        self.register_buffer("mean", torch.tensor(OPENAI_MEAN).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(OPENAI_STD).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("mean", torch.tensor(OPENAI_DATASET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(OPENAI_DATASET_STD).view(1, 3, 1, 1), persistent=False)
         channels, per = colours + 1, MOMENTS + GRID * GRID
         self.norm = nn.BatchNorm1d(per)  # the same statistics for every channel's features
         if hidden:
