@@ -136,6 +136,12 @@ def adversarial_views(model, txt: torch.Tensor, images: torch.Tensor, target: to
     return images + delta.detach()
 
 
+def palette_blocks(pal: torch.Tensor, k: int, size: int, gen: torch.Generator) -> torch.Tensor:
+    """(1, 3, size, size): a k x k grid of random colours of ``pal`` (P, 3), nearest-upsampled."""
+    field = pal[torch.randint(0, len(pal), (k * k,), generator=gen)].T.reshape(1, 3, k, k)
+    return F.interpolate(field, size=size, mode="nearest")
+
+
 def blob_corrupt(images: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     """``images`` (N, 3, S, S) with random areas painted over by flat palette-coloured blocks (grids of
     2-16 cells, nearest-upsampled, as a VQGAN's first steps look) or, for some, blended wholly into them."""
@@ -144,11 +150,10 @@ def blob_corrupt(images: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     pal = palette_tensor(images.device)
     for i in range(n):
         k = 2 ** int(torch.randint(1, 5, (1,), generator=gen))
-        field = pal[torch.randint(0, len(pal), (k * k,), generator=gen)].T.reshape(1, 3, k, k)
+        painted = palette_blocks(pal, k, s, gen)
         m = 2 ** int(torch.randint(1, 4, (1,), generator=gen))
         keep = (torch.rand(1, 1, m, m, generator=gen) < torch.rand(1, generator=gen)).float()
         mask = F.interpolate(keep, size=s, mode="nearest")
-        painted = F.interpolate(field, size=s, mode="nearest")
         mixed = images[i : i + 1] * mask + painted * (1 - mask)
         alpha = float(torch.rand(1, generator=gen)) if float(torch.rand(1, generator=gen)) < 0.3 else 0.0
         out[i : i + 1] = mixed * (1 - alpha) + painted * alpha
@@ -165,9 +170,8 @@ def stray_colours(images: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         k = 2 ** int(torch.randint(2, 5, (1,), generator=gen))
         p = 0.08 + 0.22 * float(torch.rand(1, generator=gen))
         cells = (torch.rand(1, 1, k, k, generator=gen) < p).float()
-        colour = pal[torch.randint(0, len(pal), (k * k,), generator=gen)].T.reshape(1, 3, k, k)
         mask = F.interpolate(cells, size=s, mode="nearest")
-        out[i : i + 1] = images[i : i + 1] * (1 - mask) + F.interpolate(colour, size=s, mode="nearest") * mask
+        out[i : i + 1] = images[i : i + 1] * (1 - mask) + palette_blocks(pal, k, s, gen) * mask
     return out
 
 

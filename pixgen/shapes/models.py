@@ -34,8 +34,8 @@ def register_clip() -> str:
 
     from pixgen.shapes.towers import register_tower
 
-    register_tower(json.loads(clip_config_path().read_text())["vision_cfg"].get("timm_model_name"))
-    if CLIP_NAME not in open_clip.list_models():
+    if CLIP_NAME not in open_clip.list_models():  # once per process: timm's registry lives as long as open_clip's
+        register_tower(json.loads(clip_config_path().read_text())["vision_cfg"].get("timm_model_name"))
         open_clip.add_model_config(clip_config_path())
     return CLIP_NAME
 

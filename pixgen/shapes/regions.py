@@ -67,20 +67,19 @@ class ShapesRegions(nn.Module):
     """Soft palette masks (learned prototypes, fixed softness ``tau``); each mask's moments and 4x4 grid go through
     one MLP shared by all channels, and a linear layer mixes the channels' codes."""
 
-    def __init__(self, colours: int = 8, tau: float = 0.03, grad_tau: float = 0.15, off_distance: float = 0.3,
-                 width: int = 256, hidden: bool = True, image_size: int = 64, in_chans: int = 3) -> None:
+    def __init__(self, tau: float = 0.03, grad_tau: float = 0.15, off_distance: float = 0.3, width: int = 256,
+                 hidden: bool = True) -> None:
         super().__init__()
         from open_clip import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD  # the normalisation before the tower
 
         from pixgen.shapes.render import palette_tensor
 
-        pal = palette_tensor()[:colours] if colours <= 8 else torch.rand(colours, in_chans)
-        self.prototypes = nn.Parameter(pal.clone())  # (K, 3) in [0, 1]
+        self.prototypes = nn.Parameter(palette_tensor().clone())  # (K, 3) in [0, 1], one per palette colour
         self.off_logit = nn.Parameter(torch.tensor(-off_distance ** 2 / tau))
         self.tau, self.grad_tau = tau, grad_tau
         self.register_buffer("mean", torch.tensor(OPENAI_DATASET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(OPENAI_DATASET_STD).view(1, 3, 1, 1), persistent=False)
-        channels, per = colours + 1, MOMENTS + GRID * GRID
+        channels, per = len(self.prototypes) + 1, MOMENTS + GRID * GRID
         self.norm = nn.BatchNorm1d(per)  # the same statistics for every channel's features
         if hidden:
             self.region = nn.Sequential(nn.Linear(per, 128), nn.GELU(), nn.Linear(128, 64), nn.GELU())  # shared
@@ -124,7 +123,7 @@ def pixgen_shapes_regions(pretrained: bool = False, **kwargs: Any) -> ShapesRegi
     """timm entry point (weights come through open_clip, never through timm)."""
     if pretrained:
         raise ValueError("pixgen_shapes_regions has no timm weights; load the shapes CLIP through open_clip")
-    keep = ("colours", "tau", "grad_tau", "off_distance", "width", "hidden", "image_size", "in_chans")
+    keep = ("tau", "grad_tau", "off_distance", "width", "hidden")
     return ShapesRegions(**{k: v for k, v in kwargs.items() if k in keep})
 
 
