@@ -85,3 +85,10 @@ class Drawer(nn.Module):
     def load_trainable_state(self, state: dict[str, torch.Tensor]) -> None:
         """Restore what ``trainable_state`` returned."""
         self.load_state_dict(state)
+
+
+def ramp_share(progress: float, ramp: float) -> float:
+    """How far a render goes from its continuous form to its discrete one (VQGAN codes, palette colours) at
+    ``progress`` (a fraction of the run) under a ramp of ``ramp``: rising linearly to 1 at ``ramp``, then 1
+    (always 1 for ramp 0)."""
+    return progress / ramp if progress < ramp else 1.0

@@ -13,9 +13,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pixgen.drawers.base import Drawer
+from pixgen.drawers.base import Drawer, ramp_share
 from pixgen.errors import PixgenError
 from pixgen.noise import NOISE_KINDS
+from pixgen.palette import choice_logits, parse_palette, pick_colours
 from pixgen.raster import Paths, rasterize
 
 #: canvas height at which pixray's per-pixel learning rates (points 1 px, widths 0.1 px) are kept exactly
@@ -67,6 +68,10 @@ class StrokeDrawer(Drawer):
     point_lr_px: ClassVar[float] = 1.0
     width_lr_px: ClassVar[float] = 0.1
     colour_lr: ClassVar[float] = 0.01
+    #: learning rate of palette-choice logits (``palette``) at ``lr == default_lr``
+    logit_lr: ClassVar[float] = 0.1
+    #: colour parameters in the order of their optimizer groups
+    colour_names: ClassVar[tuple[str, ...]] = ("paper", "paper_logits", "colors", "color_logits")
 
     def __init__(self, width: int, height: int, *, min_width: float, max_width: float,
                  allow_paper_color: bool = False, **options: Any) -> None:
@@ -121,12 +126,14 @@ class StrokeDrawer(Drawer):
         return {"points", "widths", "paper"} if self.allow_paper_color else {"points", "widths"}
 
     def param_groups(self, lr: float) -> list[dict[str, Any]]:
-        """Points, widths and (with ``allow_paper_color``) the paper colour, each its own learning rate."""
+        """Points, widths and every trainable colour tensor (``colour_names``), each its own learning rate."""
         points_lr, widths_lr, colour_lr = self._group_lrs(lr)
         groups = [{"params": [self.points], "lr": points_lr, "name": "points"},
                   {"params": [self.widths], "lr": widths_lr, "name": "widths"}]
-        if self.allow_paper_color:
-            groups.append({"params": [self.paper], "lr": colour_lr, "name": "paper"})
+        trainable = self.trainable_names()
+        for name in (n for n in self.colour_names if n in trainable):
+            rate = colour_lr * self.logit_lr / self.colour_lr if name.endswith("_logits") else colour_lr
+            groups.append({"params": [getattr(self, name)], "lr": rate, "name": name})
         return groups
 
     def stroke_rgba(self) -> torch.Tensor:
@@ -190,23 +197,37 @@ class VectorDrawer(StrokeDrawer):
 
     def __init__(self, width: int, height: int, *, strokes: int = 1024, segments: int = 3,
                  min_width: float = 1.0, max_width: float = 5.0, allow_paper_color: bool = False,
-                 fill: bool = False) -> None:
+                 fill: bool = False, palette: str | None = None, palette_ramp: float = 0.0) -> None:
         """Options: stroke count, most cubic segments per stroke, width range in percent of the height,
-        whether the background colour is optimized too, and ``fill``: closed paths filled with their colour
-        (blobs that start as small circles of exactly ``segments`` cubics) instead of open strokes."""
+        whether the background colour is optimized too, ``fill``: closed paths filled with their colour
+        (blobs that start as small circles of exactly ``segments`` cubics) instead of open strokes, and
+        ``palette`` (a ``--palette`` string): every stroke (and the paper) is one opaque colour of it, chosen by
+        optimized logits, instead of free RGBA; over the first ``palette_ramp`` of the run the colours blend
+        from the logits' softmax mixture of the palette to the chosen colour."""
         if strokes < 1 or segments < 1:
             raise PixgenError(f"the vector drawer needs strokes >= 1 and segments >= 1, got {strokes} and "
                               f"{segments}; try --drawer vector:256")
         super().__init__(width, height, strokes=strokes, segments=segments, min_width=min_width,
-                         max_width=max_width, allow_paper_color=allow_paper_color, fill=fill)
+                         max_width=max_width, allow_paper_color=allow_paper_color, fill=fill, palette=palette,
+                         palette_ramp=palette_ramp)
+        if not 0.0 <= palette_ramp < 1.0:
+            raise PixgenError(f"palette_ramp {palette_ramp} is out of range; give a fraction of the run in [0, 1)")
         self.strokes, self.segments, self.fill = strokes, segments, fill
+        self.palette_ramp, self.progress = palette_ramp, 1.0
+        self.palette = None if palette is None else parse_palette(palette)
         self._install("paper", torch.ones(3))
+        if self.palette is not None:
+            self.register_buffer("palette_rgb", self.palette, persistent=False)
+            self._install("paper_logits", choice_logits(self.paper.view(1, 3), self.palette)[0])
 
     def init_from_noise(self, kind: str, generator: torch.Generator) -> None:
         """Random strokes with random RGBA colours over white (pixray/CLIPDraw), whatever the noise ``kind``."""
         if kind not in NOISE_KINDS:
             raise PixgenError(f"unknown init noise {kind!r}; choose one of: {', '.join(NOISE_KINDS)}")
         self._random_strokes(generator, torch.ones(3))
+        if self.palette is not None:
+            self._install("color_logits", torch.randn(self.strokes, len(self.palette), generator=generator))
+            return
         self._install("colors", torch.rand(self.strokes, 4, generator=generator))
 
     def init_from_image(self, img: torch.Tensor) -> None:
@@ -215,6 +236,10 @@ class VectorDrawer(StrokeDrawer):
         img = img.detach().float().cpu()
         self._random_strokes(image_generator(img), img.mean(dim=(0, 2, 3)))
         rgb = sample_colours(img, self.path_centres().clamp(0, 1))  # (P, 3)
+        if self.palette is not None:
+            self._install("paper_logits", choice_logits(self.paper.detach().view(1, 3).cpu(), self.palette)[0])
+            self._install("color_logits", choice_logits(rgb, self.palette))
+            return
         self._install("colors", torch.cat([rgb, torch.ones(self.strokes, 1)], dim=1))
 
     def _random_strokes(self, generator: torch.Generator, paper: torch.Tensor) -> None:
@@ -248,19 +273,33 @@ class VectorDrawer(StrokeDrawer):
         return paths
 
     def trainable_names(self) -> set[str]:
-        """Points, widths and colours (and the paper colour with ``allow_paper_color``)."""
-        return super().trainable_names() | {"colors"}
+        """Points, widths and colours (and the paper colour with ``allow_paper_color``); with ``palette`` the
+        colours are the logits of palette choices."""
+        names = super().trainable_names()
+        if self.palette is None:
+            return names | {"colors"}
+        return names - {"paper"} | {"color_logits"} | ({"paper_logits"} if self.allow_paper_color else set())
 
     def stroke_rgba(self) -> torch.Tensor:
-        """The optimized RGBA colours (P, 4)."""
-        return self.colors
+        """The optimized RGBA colours (P, 4), or with ``palette`` the chosen palette colours, opaque."""
+        if self.palette is None:
+            return self.colors
+        rgb = pick_colours(self.color_logits, self.palette_rgb, ramp_share(self.progress, self.palette_ramp))
+        return torch.cat([rgb, torch.ones_like(rgb[:, :1])], dim=1)
 
-    def param_groups(self, lr: float) -> list[dict[str, Any]]:
-        """Points, widths, colours (and paper, see ``StrokeDrawer``), each with its own learning rate."""
-        return [*super().param_groups(lr), {"params": [self.colors], "lr": self._group_lrs(lr)[2], "name": "colors"}]
+    def background(self) -> torch.Tensor:
+        """The paper colour, or with ``palette`` and ``allow_paper_color`` the chosen palette colour."""
+        if self.palette is None or not self.allow_paper_color:
+            return self.paper
+        return pick_colours(self.paper_logits, self.palette_rgb, ramp_share(self.progress, self.palette_ramp))
+
+    def set_progress(self, fraction: float) -> None:
+        """The run's progress, for the ``palette_ramp`` schedule."""
+        self.progress = fraction
 
     @torch.no_grad()
     def project_(self) -> None:
-        """Clamp widths, points and paper (see ``StrokeDrawer``) and colours to [0, 1]."""
+        """Clamp widths, points and paper (see ``StrokeDrawer``) and free colours to [0, 1]."""
         super().project_()
-        self.colors.clamp_(0, 1)
+        if self.palette is None:
+            self.colors.clamp_(0, 1)

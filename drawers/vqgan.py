@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pixgen.drawers.base import Drawer
+from pixgen.drawers.base import Drawer, ramp_share
 from pixgen.errors import PixgenError
 from pixgen.taming_loader import VqganModel, load_vqgan, read_config
 
@@ -57,12 +57,6 @@ def vqgan_files(model: str, vqgan_config: str | None, vqgan_checkpoint: str | No
         raise PixgenError(f"{model!r} is not a VQGAN model; see `pixgen models list` for the VQGAN models")
     files = ensure_model(model)
     return files["config"], files["checkpoint"]
-
-
-def ramp_share(progress: float, ramp: float) -> float:
-    """How far the render goes from the latent to its codes at ``progress`` (a fraction of the run) under a
-    ``quantize_ramp`` of ``ramp``: rising linearly to 1 at ``ramp``, then 1 (always 1 for ramp 0)."""
-    return progress / ramp if progress < ramp else 1.0
 
 
 def pyramid_latent(grids: list[torch.Tensor]) -> torch.Tensor:

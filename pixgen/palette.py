@@ -66,6 +66,22 @@ def nearest_colour(pixels: torch.Tensor, palette: torch.Tensor, chunk: int = 655
     return torch.cat(parts) if parts else torch.zeros(0, dtype=torch.long, device=pixels.device)
 
 
+
+def pick_colours(logits: torch.Tensor, palette: torch.Tensor, share: float = 1.0) -> torch.Tensor:
+    """Colours (..., 3) chosen from ``palette`` (K, 3) by ``logits`` (..., K): exactly the argmax colour
+    forward (``share`` 1; less: only that share of the way from the softmax mixture to it), the mixture's
+    gradient backward (straight-through), so a choice can move to another colour."""
+    soft = torch.softmax(logits, dim=-1)
+    hard = torch.nn.functional.one_hot(soft.argmax(dim=-1), palette.shape[0]).to(soft)
+    return (soft + share * (hard - soft).detach()) @ palette.to(soft)
+
+
+def choice_logits(colours: torch.Tensor, palette: torch.Tensor, margin: float = 1.0) -> torch.Tensor:
+    """Logits (N, K) that ``pick_colours`` turns into the palette colour nearest each of ``colours`` (N, 3),
+    ahead of the others by ``margin``."""
+    index = nearest_colour(colours, palette)
+    return margin * torch.nn.functional.one_hot(index, palette.shape[0]).to(torch.float32)
+
 def _section(section: str) -> list[tuple[float, float, float]]:
     if not section:
         raise PixgenError("empty section (two ';' in a row, or a ';' at an end)")

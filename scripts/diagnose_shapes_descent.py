@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from pixgen.drawers.vqgan import ramp_share
+from pixgen.drawers.base import ramp_share
 from pixgen.losses.functional import spherical_dist
 from pixgen.perceptors import tokenizer_for
 from pixgen.shapes.clip_training import normalise

@@ -38,6 +38,11 @@ CONFIGS: dict[str, dict] = {
     "vector-palette": {"drawer": "vector", "lr": 5, "strokes": 8, "fill": True, "max_width": 30,
                        "allow_paper_color": True, "loss": [], "filters": ["lookup"], "palette": SHAPES_PALETTE,
                        "lookup_beta": 0.5},
+    # 8 filled paths and the paper, each one opaque palette colour chosen by optimized logits (blended from
+    # the softmax mixture over the first half of the run), and the shapes denoiser as a prior from 30 % on
+    "vector-choice": {"drawer": "vector", "lr": 2, "strokes": 8, "segments": 4, "fill": True,
+                      "allow_paper_color": True, "palette": SHAPES_PALETTE, "palette_ramp": 0.5,
+                      "loss": ["denoise:0.3@10"]},
 }
 
 

@@ -47,6 +47,21 @@ def test_vector_palette_configuration_renders_only_shapes_palette_colours() -> N
     assert colours <= set(PALETTE.values())
 
 
+
+def test_vector_choice_configuration_draws_opaque_palette_paths() -> None:
+    import numpy as np
+
+    import pixgen
+    from pixgen.shapes.world import PALETTE
+
+    settings = _script_module().settings_of("vector-choice", ["iterations=2"])
+    result = pixgen.run("a red circle on a blue background", seed=0, save=False, progress=False, display_every=0,
+                        **settings)
+    pixels = np.asarray(result.image.convert("RGB")).reshape(-1, 1, 3).astype(int)
+    on_palette = (np.abs(pixels - np.array(list(PALETTE.values()))).max(axis=2) <= 1).any(axis=1)
+    assert on_palette.mean() > 0.9  # only anti-aliased path edges mix two palette colours
+    assert len(result.losses) == 2 and np.isfinite(result.losses).all()
+
 def test_failed_checks_are_sorted_by_the_oracles_reasons() -> None:
     import torch
 

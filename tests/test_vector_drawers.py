@@ -28,6 +28,8 @@ def make(cls: type[StrokeDrawer], width: int = W, height: int = H, seed: int = 0
 DRAWERS = [
     pytest.param(VectorDrawer, {"strokes": 40}, {"points", "widths", "colors"}, id="vector"),
     pytest.param(LineSketchDrawer, {"allow_paper_color": True}, {"points", "widths", "paper"}, id="line_sketch"),
+    pytest.param(VectorDrawer, {"strokes": 12, "fill": True, "allow_paper_color": True, "palette": "[red,blue,white]"},
+                 {"points", "widths", "color_logits", "paper_logits"}, id="vector-palette"),
 ]
 
 
@@ -35,7 +37,8 @@ DRAWERS = [
 def test_gradients_reach_every_group_with_its_own_learning_rate(cls, options, groups) -> None:
     drawer = make(cls, **options)
     lrs = {g["name"]: g["lr"] for g in drawer.param_groups(drawer.default_lr)}
-    assert set(lrs) == groups and len(set(lrs.values())) == len(lrs)
+    kinds = {"logits" if name.endswith("_logits") else name for name in lrs}  # choice logits share one rate
+    assert set(lrs) == groups and len(set(lrs.values())) == len(kinds)
     assert lrs["points"] == pytest.approx(1 / 224) and lrs["widths"] == pytest.approx(0.1 / 224)
     half = {g["name"]: g["lr"] for g in drawer.param_groups(drawer.default_lr / 2)}
     assert half == pytest.approx({k: v / 2 for k, v in lrs.items()})  # --lr scales every group
@@ -182,3 +185,48 @@ def test_clip_loss_falls_in_a_short_engine_run(quick: dict, drawer: str, options
     losses = [run.step().loss for _ in range(30)]
     assert np.mean(losses[-5:]) < np.mean(losses[:5]) - 0.01, losses
     assert "output.svg" in run.drawer.extra_outputs()
+
+
+def test_palette_vector_paths_are_opaque_palette_colours_whose_choice_can_change() -> None:
+    palette = torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [1.0, 1.0, 1.0]])
+    drawer = make(VectorDrawer, width=32, height=32, strokes=3, segments=4, fill=True, allow_paper_color=True,
+                  palette="[red,blue,white]")
+    pixels = drawer.render()[0].permute(1, 2, 0).reshape(-1, 3)
+    on_palette = torch.cdist(pixels, palette).min(dim=1).values < 1e-4
+    assert on_palette.float().mean() > 0.9  # only anti-aliased edges mix two palette colours
+    assert torch.allclose(drawer.background(), palette[2], atol=1e-6)  # paper: the palette colour nearest white
+    blue = palette[1].view(1, 3, 1, 1).expand(1, 3, 32, 32)
+    opt = torch.optim.Adam(drawer.param_groups(10.0))
+    for _ in range(20):
+        opt.zero_grad()
+        ((drawer.render() - blue) ** 2).mean().backward()
+        opt.step()
+        drawer.project_()
+    assert torch.allclose(drawer.background(), palette[1], atol=1e-6)  # the paper's choice moved to blue
+    assert drawer.render().sub(blue).abs().mean() < 0.05
+    assert 'fill="rgb(0,0,255)"' in drawer.extra_outputs()["output.svg"]
+
+
+def test_palette_vector_init_from_image_picks_the_nearest_palette_colours() -> None:
+    drawer = VectorDrawer(16, 16, strokes=4, palette="[black,white,#00ff00]")
+    image = torch.zeros(1, 3, 16, 16)
+    image[:, 1] = 0.8  # green everywhere
+    drawer.init_from_image(image)
+    assert torch.allclose(drawer.stroke_rgba(), torch.tensor([[0.0, 1.0, 0.0, 1.0]] * 4), atol=1e-6)
+    assert torch.equal(drawer.paper, image.mean(dim=(0, 2, 3)))  # fixed paper keeps the image's mean colour
+    with pytest.raises(PixgenError, match="palette"):
+        VectorDrawer(16, 16, strokes=4, palette="[nocolour]")
+
+
+def test_palette_vector_state_round_trip_renders_the_same_image() -> None:
+    options = {"strokes": 5, "fill": True, "allow_paper_color": True, "palette": "[red,blue,white]",
+               "palette_ramp": 0.5}
+    first = make(VectorDrawer, seed=3, **options)
+    first.set_progress(0.2)  # mid-ramp: colours are still partly softmax mixtures
+    second = VectorDrawer(W, H, **options)
+    second.load_trainable_state(first.trainable_state())
+    second.set_progress(0.2)
+    assert set(first.trainable_state()) >= {"color_logits", "paper_logits"}
+    assert torch.equal(first.render(), second.render())
+    with pytest.raises(PixgenError, match="palette_ramp"):
+        VectorDrawer(W, H, palette="[red]", palette_ramp=1.0)
