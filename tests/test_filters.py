@@ -172,7 +172,7 @@ def test_cli_filters_palette_and_lookup_beta(quick: dict, tmp_path: Path) -> Non
     [(["--filters", "blur"], "unknown filter 'blur'; choose one of: lookup, tiler, wallpaper"),
      (["--filters", "lookup", "--palette", "red->blu"], "unknown colour 'blu'"),
      (["--filters", "lookup,lookup"], "given twice"),
-     (["--palette", "[red]"], "palette is an option of filter 'lookup', loss 'palette'"),
+     (["--palette", "[red]"], "palette is an option of drawer 'vector', filter 'lookup', loss 'palette'"),
      (["--filters", "wallpaper:diagonal"], "unknown wallpaper type 'diagonal'")],
 )
 def test_cli_bad_filter_input_is_one_clear_line(quick: dict, tmp_path: Path, extra: list[str], message: str) -> None:
