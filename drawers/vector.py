@@ -214,19 +214,18 @@ class VectorDrawer(StrokeDrawer):
             raise PixgenError(f"palette_ramp {palette_ramp} is out of range; give a fraction of the run in [0, 1)")
         self.strokes, self.segments, self.fill = strokes, segments, fill
         self.palette_ramp, self.progress = palette_ramp, 1.0
-        self.palette = None if palette is None else parse_palette(palette)
+        self.register_buffer("palette_rgb", None if palette is None else parse_palette(palette), persistent=False)
         self._install("paper", torch.ones(3))
-        if self.palette is not None:
-            self.register_buffer("palette_rgb", self.palette, persistent=False)
-            self._install("paper_logits", choice_logits(self.paper.view(1, 3), self.palette)[0])
+        if self.palette_rgb is not None:
+            self._install("paper_logits", choice_logits(self.paper.view(1, 3), self.palette_rgb)[0])
 
     def init_from_noise(self, kind: str, generator: torch.Generator) -> None:
         """Random strokes with random RGBA colours over white (pixray/CLIPDraw), whatever the noise ``kind``."""
         if kind not in NOISE_KINDS:
             raise PixgenError(f"unknown init noise {kind!r}; choose one of: {', '.join(NOISE_KINDS)}")
         self._random_strokes(generator, torch.ones(3))
-        if self.palette is not None:
-            self._install("color_logits", torch.randn(self.strokes, len(self.palette), generator=generator))
+        if self.palette_rgb is not None:
+            self._install("color_logits", torch.randn(self.strokes, len(self.palette_rgb), generator=generator))
             return
         self._install("colors", torch.rand(self.strokes, 4, generator=generator))
 
@@ -236,9 +235,9 @@ class VectorDrawer(StrokeDrawer):
         img = img.detach().float().cpu()
         self._random_strokes(image_generator(img), img.mean(dim=(0, 2, 3)))
         rgb = sample_colours(img, self.path_centres().clamp(0, 1))  # (P, 3)
-        if self.palette is not None:
-            self._install("paper_logits", choice_logits(self.paper.detach().view(1, 3).cpu(), self.palette)[0])
-            self._install("color_logits", choice_logits(rgb, self.palette))
+        if self.palette_rgb is not None:
+            self._install("paper_logits", choice_logits(self.paper.detach().view(1, 3), self.palette_rgb)[0])
+            self._install("color_logits", choice_logits(rgb, self.palette_rgb))
             return
         self._install("colors", torch.cat([rgb, torch.ones(self.strokes, 1)], dim=1))
 
@@ -276,20 +275,20 @@ class VectorDrawer(StrokeDrawer):
         """Points, widths and colours (and the paper colour with ``allow_paper_color``); with ``palette`` the
         colours are the logits of palette choices."""
         names = super().trainable_names()
-        if self.palette is None:
+        if self.palette_rgb is None:
             return names | {"colors"}
         return names - {"paper"} | {"color_logits"} | ({"paper_logits"} if self.allow_paper_color else set())
 
     def stroke_rgba(self) -> torch.Tensor:
         """The optimized RGBA colours (P, 4), or with ``palette`` the chosen palette colours, opaque."""
-        if self.palette is None:
+        if self.palette_rgb is None:
             return self.colors
         rgb = pick_colours(self.color_logits, self.palette_rgb, ramp_share(self.progress, self.palette_ramp))
         return torch.cat([rgb, torch.ones_like(rgb[:, :1])], dim=1)
 
     def background(self) -> torch.Tensor:
         """The paper colour, or with ``palette`` and ``allow_paper_color`` the chosen palette colour."""
-        if self.palette is None or not self.allow_paper_color:
+        if self.palette_rgb is None or not self.allow_paper_color:
             return self.paper
         return pick_colours(self.paper_logits, self.palette_rgb, ramp_share(self.progress, self.palette_ramp))
 
@@ -301,5 +300,5 @@ class VectorDrawer(StrokeDrawer):
     def project_(self) -> None:
         """Clamp widths, points and paper (see ``StrokeDrawer``) and free colours to [0, 1]."""
         super().project_()
-        if self.palette is None:
+        if self.palette_rgb is None:
             self.colors.clamp_(0, 1)

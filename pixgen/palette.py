@@ -82,6 +82,7 @@ def choice_logits(colours: torch.Tensor, palette: torch.Tensor, margin: float = 
     index = nearest_colour(colours, palette)
     return margin * torch.nn.functional.one_hot(index, palette.shape[0]).to(torch.float32)
 
+
 def _section(section: str) -> list[tuple[float, float, float]]:
     if not section:
         raise PixgenError("empty section (two ';' in a row, or a ';' at an end)")
