@@ -132,7 +132,7 @@ class StrokeDrawer(Drawer):
                   {"params": [self.widths], "lr": widths_lr, "name": "widths"}]
         trainable = self.trainable_names()
         for name in (n for n in self.colour_names if n in trainable):
-            rate = colour_lr * self.logit_lr / self.colour_lr if name.endswith("_logits") else colour_lr
+            rate = lr / self.default_lr * self.logit_lr if name.endswith("_logits") else colour_lr
             groups.append({"params": [getattr(self, name)], "lr": rate, "name": name})
         return groups
 
@@ -216,7 +216,7 @@ class VectorDrawer(StrokeDrawer):
         self.palette_ramp, self.progress = palette_ramp, 1.0
         self.register_buffer("palette_rgb", None if palette is None else parse_palette(palette), persistent=False)
         self._install("paper", torch.ones(3))
-        if self.palette_rgb is not None:
+        if "paper_logits" in self.trainable_names():
             self._install("paper_logits", choice_logits(self.paper.view(1, 3), self.palette_rgb)[0])
 
     def init_from_noise(self, kind: str, generator: torch.Generator) -> None:
@@ -236,7 +236,8 @@ class VectorDrawer(StrokeDrawer):
         self._random_strokes(image_generator(img), img.mean(dim=(0, 2, 3)))
         rgb = sample_colours(img, self.path_centres().clamp(0, 1))  # (P, 3)
         if self.palette_rgb is not None:
-            self._install("paper_logits", choice_logits(self.paper.detach().view(1, 3), self.palette_rgb)[0])
+            if "paper_logits" in self.trainable_names():
+                self._install("paper_logits", choice_logits(self.paper.detach().view(1, 3), self.palette_rgb)[0])
             self._install("color_logits", choice_logits(rgb, self.palette_rgb))
             return
         self._install("colors", torch.cat([rgb, torch.ones(self.strokes, 1)], dim=1))
@@ -283,14 +284,18 @@ class VectorDrawer(StrokeDrawer):
         """The optimized RGBA colours (P, 4), or with ``palette`` the chosen palette colours, opaque."""
         if self.palette_rgb is None:
             return self.colors
-        rgb = pick_colours(self.color_logits, self.palette_rgb, ramp_share(self.progress, self.palette_ramp))
+        rgb = self._choose(self.color_logits)
         return torch.cat([rgb, torch.ones_like(rgb[:, :1])], dim=1)
 
     def background(self) -> torch.Tensor:
         """The paper colour, or with ``palette`` and ``allow_paper_color`` the chosen palette colour."""
         if self.palette_rgb is None or not self.allow_paper_color:
             return self.paper
-        return pick_colours(self.paper_logits, self.palette_rgb, ramp_share(self.progress, self.palette_ramp))
+        return self._choose(self.paper_logits)
+
+    def _choose(self, logits: torch.Tensor) -> torch.Tensor:
+        """The palette colours (..., 3) that ``logits`` (..., K) choose, at this point of the ``palette_ramp``."""
+        return pick_colours(logits, self.palette_rgb, ramp_share(self.progress, self.palette_ramp))
 
     def set_progress(self, fraction: float) -> None:
         """The run's progress, for the ``palette_ramp`` schedule."""
