@@ -5,6 +5,10 @@ output held fixed, so its gradient pulls the render towards the clean scene the 
 towards the nearest circle, square or triangle, fragments and stray colours away. The denoiser works at 64 px;
 other render sizes are resized for it and its output resized back. ``--loss denoise:0.3@100`` waits for the
 first 30 % of the run (the prompt sets the colours first) and then weighs 100.
+
+A *conditioned* denoiser (``scripts/train_shapes_denoiser.py --conditioned``; the built-in one is not) reads the
+run's prompt: its main positive text prompt (the first of the highest weight), so that a blob becomes the
+shape the prompt names; with no text prompt it reads an empty caption and only cleans the image.
 """
 
 from __future__ import annotations
@@ -35,16 +39,20 @@ class DenoiseLoss(Loss):
             raise PixgenError(f"denoise_start must be in [0, 1), got {denoise_start}")
         self.path, self.start = denoiser, denoise_start
         self.model: Any = None
+        self.tokens: torch.Tensor | None = None
 
     def setup(self, context: Any = None) -> None:
-        """Load the denoiser (once) on the run's device."""
-        self._load(getattr(context, "device", None) or "cpu")
+        """Load the denoiser (once) on the run's device, and read the prompt if it is conditioned."""
+        config = getattr(context, "config", None)
+        self._load(getattr(context, "device", None) or "cpu", main_prompt(getattr(config, "prompt", None)))
 
-    def _load(self, device: Any) -> None:
+    def _load(self, device: Any, caption: str = "") -> None:
         from pixgen.shapes.denoiser import load_denoiser
-        from pixgen.shapes.models import denoiser_path
+        from pixgen.shapes.models import clip_tokenizer, denoiser_path
 
         self.model = load_denoiser(Path(self.path) if self.path else denoiser_path(), device)
+        if self.model.conditioned:
+            self.tokens = clip_tokenizer()([caption]).to(device)
 
     def forward(self, inp: LossInput) -> torch.Tensor:
         """Mean squared distance of the render to the denoised render (no gradient through the denoiser)."""
@@ -57,7 +65,15 @@ class DenoiseLoss(Loss):
             small = render
             if render.shape[-2:] != (SIZE, SIZE):
                 small = F.interpolate(render, size=(SIZE, SIZE), mode="area")
-            clean = self.model(small)
+            clean = self.model(small, self.tokens)
             if clean.shape != render.shape:
                 clean = F.interpolate(clean, size=render.shape[-2:], mode="bilinear")
         return F.mse_loss(render, clean)
+
+
+def main_prompt(prompt: Any) -> str:
+    """The text of the first positive text prompt of the highest weight in a run's ``prompt`` setting, or ""."""
+    from pixgen.prompts import parse_prompts
+
+    positive = [p for p in parse_prompts(prompt) if p.weight > 0 and p.text]
+    return max(positive, key=lambda p: p.weight).text if positive else ""

@@ -3,6 +3,11 @@
     python scripts/train_shapes_denoiser.py --seed 0 --steps 1700 --minutes 14 --threads 2 --out pixgen/assets
 
 Inputs are scenes damaged by ``pixgen.shapes.denoiser.corrupt``; the loss is L1 + MSE to the clean scene.
+With ``--conditioned`` (experimental, not shipped: docs/shapes_experiments.md) the model also reads the scene's
+caption, and its inputs are near misses of the scene first (``pixgen.shapes.perturb``: a shape of the wrong
+kind, a stray copy, a wrong background), so it learns to fix what the caption contradicts; those pixels weigh
+``FIX_WEIGHT`` in the loss. A tenth of the captions are left empty (and their scenes only damaged), as for a
+free prompt. ``--init-weights`` starts from a trained denoiser (an unconditioned one gets new caption layers).
 Prints the held-out mean absolute error of the damaged and of the denoised scenes; writes
 ``shapes_denoiser.pt`` (fp16 state dict), which ``--loss denoise`` loads.
 """
@@ -11,46 +16,90 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
+from typing import Any
 
 import torch
-import torch.nn.functional as F
 
+from pixgen.checkpoints import load_checkpoint_state
 from pixgen.shapes.denoiser import ShapesDenoiser, corrupt
-from pixgen.shapes.models import assets_dir
-from pixgen.shapes.render import random_batch
+from pixgen.shapes.models import assets_dir, clip_tokenizer
+from pixgen.shapes.perturb import perturb_scene
+from pixgen.shapes.render import random_batch, render_scenes
+from pixgen.shapes.sample import rng_from, sample_scene, sample_spec
 from pixgen.shapes.training import base_parser, scheduled_steps
+from pixgen.shapes.world import spec_caption
+
+FIX_WEIGHT = 5.0  # loss weight of the pixels a conditioned model must change to follow the caption
 
 
-def report(model: ShapesDenoiser, seed: int) -> dict:
+def training_batch(n: int, g: torch.Generator, tokenizer: Any = None) -> tuple[Any, ...]:
+    """``(damaged, clean, tokens, weight)``: damaged scenes, their clean originals, and for a conditioned model
+    (with a ``tokenizer``) the captions' tokens and a per-pixel loss weight that is ``FIX_WEIGHT`` where the
+    near miss contradicts the caption (else ``None`` and 1)."""
+    if tokenizer is None:
+        clean, _, _ = random_batch(n, 64, g)
+        return corrupt(clean, g), clean, None, 1.0
+    rng = rng_from(g)
+    specs = [sample_spec(rng) for _ in range(n)]
+    scenes = [sample_scene(spec, rng) for spec in specs]
+    keep = [rng.random() < 0.1 for _ in specs]  # caption left empty: the scene is only damaged
+    near = [sc if k else perturb_scene(sc, sp, rng) for sc, sp, k in zip(scenes, specs, keep, strict=True)]
+    captions = ["" if k else spec_caption(sp) for sp, k in zip(specs, keep, strict=True)]
+    near_img, clean = render_scenes(near, 64), render_scenes(scenes, 64)
+    weight = 1 + (FIX_WEIGHT - 1) * ((near_img - clean).abs().sum(1, keepdim=True) > 0.1).float()
+    return corrupt(near_img, g), clean, tokenizer(captions), weight
+
+
+def report(model: ShapesDenoiser, seed: int, tokenizer: Any = None) -> dict:
     """Held-out mean absolute error of the damaged input and of the denoised output against the clean scenes."""
     g = torch.Generator().manual_seed(10_000 + seed)
-    clean, _, _ = random_batch(256, 64, g)
-    damaged = corrupt(clean, g)
+    damaged, clean, tokens, _ = training_batch(256, g, tokenizer)
     with torch.no_grad():
-        out = torch.cat([model(damaged[i : i + 64]) for i in range(0, 256, 64)])
+        out = torch.cat([model(damaged[i : i + 64], None if tokens is None else tokens[i : i + 64])
+                         for i in range(0, 256, 64)])
     return {"mae_input": round((damaged - clean).abs().mean().item(), 4),
             "mae_output": round((out - clean).abs().mean().item(), 4)}
 
 
+def start_from(model: ShapesDenoiser, path: Path) -> None:
+    """Load a trained denoiser's weights into ``model``; an unconditioned one leaves the caption layers new."""
+    state = {k: v.float() for k, v in load_checkpoint_state(path).items()}
+    try:
+        result = model.load_state_dict(state, strict=False)
+    except RuntimeError as exc:  # same names, other shapes
+        raise SystemExit(f"--init-weights {path}: not a denoiser of this architecture ({exc})") from exc
+    odd = result.unexpected_keys + [k for k in result.missing_keys if not k.startswith(("caption.", "film."))]
+    if odd:
+        raise SystemExit(f"--init-weights {path}: not a shapes denoiser checkpoint (keys {odd[:3]} do not fit); "
+                         "give a file written by this script")
+
+
 def main() -> None:
-    args = base_parser(__doc__, steps=3000, batch=32, lr=2e-3, out=assets_dir()).parse_args()
+    parser = base_parser(__doc__, steps=3000, batch=32, lr=2e-3, out=assets_dir())
+    parser.add_argument("--conditioned", action="store_true", help="read the caption (see above)")
+    parser.add_argument("--init-weights", type=Path, help="start from this denoiser (e.g. an unconditioned one)")
+    args = parser.parse_args()
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
     g = torch.Generator().manual_seed(args.seed)
-    model = ShapesDenoiser()
+    model = ShapesDenoiser(conditioned=args.conditioned)
+    tokenizer = clip_tokenizer() if args.conditioned else None
+    if args.init_weights:
+        start_from(model, args.init_weights)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     start, done = time.time(), 0
     for step, _, bar in scheduled_steps(opt, args, "denoiser"):
-        clean, _, _ = random_batch(args.batch, 64, g)
-        out = model(corrupt(clean, g))
-        loss = F.l1_loss(out, clean) + F.mse_loss(out, clean)
+        damaged, clean, tokens, weight = training_batch(args.batch, g, tokenizer)
+        out = model(damaged, tokens)
+        loss = (weight * ((out - clean).abs() + (out - clean) ** 2)).mean()
         opt.zero_grad()
         loss.backward()
         opt.step()
         done = step + 1
         if step % 20 == 0:
             bar.set_postfix(loss=f"{loss.item():.4f}")
-    rep = {"steps": done, "minutes": round((time.time() - start) / 60, 1), **report(model.eval(), args.seed)}
+    rep = {"steps": done, "minutes": round((time.time() - start) / 60, 1), **report(model.eval(), args.seed, tokenizer)}
     print(json.dumps(rep))
     args.out.mkdir(parents=True, exist_ok=True)
     torch.save({k: v.half() for k, v in model.state_dict().items()}, args.out / "shapes_denoiser.pt")

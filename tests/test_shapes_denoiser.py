@@ -48,11 +48,30 @@ def test_the_built_in_denoiser_repairs_damaged_scenes_and_keeps_clean_ones() -> 
     assert (kept - clean).abs().mean() < 0.02
 
 
-def weights_file(tmp_path: Path) -> Path:
-    path = tmp_path / "dn.pt"
+def weights_file(tmp_path: Path, conditioned: bool = False) -> Path:
+    path = tmp_path / ("cdn.pt" if conditioned else "dn.pt")
     torch.manual_seed(0)
-    torch.save({k: v.half() for k, v in ShapesDenoiser().state_dict().items()}, path)
+    model = ShapesDenoiser(conditioned=conditioned)
+    if conditioned:  # FiLM starts at the identity; give it weights so that captions matter
+        for layer in model.film:
+            torch.nn.init.normal_(layer.weight, std=0.05)
+    torch.save({k: v.half() for k, v in model.state_dict().items()}, path)
     return path
+
+
+def test_a_conditioned_denoiser_reads_the_caption_and_needs_it(tmp_path) -> None:
+    from pixgen.shapes.models import clip_tokenizer
+
+    model = load_denoiser(weights_file(tmp_path, conditioned=True))
+    x = scenes(2, 0)
+    tokens = clip_tokenizer()(["a red circle", "a red square"])
+    with torch.no_grad():
+        both, one = model(x, tokens), model(x, tokens[:1])
+        assert both.shape == x.shape and not torch.allclose(both[0], both[1])  # same image, other caption
+        assert torch.allclose(one[0], both[0], atol=1e-6)  # one caption serves the whole batch
+    with pytest.raises(PixgenError, match="conditioned on a caption"):
+        model(x)
+    assert not load_denoiser(weights_file(tmp_path)).conditioned
 
 
 def test_denoise_loss_pulls_the_render_to_the_denoised_render(tmp_path) -> None:
@@ -91,6 +110,22 @@ def test_denoise_loss_errors_are_clear(tmp_path) -> None:
         LOSSES.get("denoise")(denoiser=str(foreign)).setup()
 
 
+def test_denoise_loss_reads_the_main_positive_prompt(quick: dict, tmp_path) -> None:
+    from pixgen.config import RunConfig
+    from pixgen.engine import Run
+    from pixgen.losses.denoise import main_prompt
+    from pixgen.shapes.models import clip_tokenizer
+
+    assert main_prompt("a red circle | a blue square:2 | a green square:-3") == "a blue square"
+    assert main_prompt(None) == "" and main_prompt("a red circle:-1") == ""
+    settings = {**quick, "prompt": "a red circle:0.5 | a blue square", "loss": ["denoise"],
+                "denoiser": str(weights_file(tmp_path, conditioned=True))}
+    loss = Run(RunConfig.from_dict(settings)).losses["denoise"][0]
+    assert torch.equal(loss.tokens, clip_tokenizer()(["a blue square"]))
+    assert Run(RunConfig.from_dict({**settings, "denoiser": str(weights_file(tmp_path))})).losses[
+        "denoise"][0].tokens is None
+
+
 def test_denoise_loss_in_a_run(quick: dict, tmp_path) -> None:
     from pixgen.config import RunConfig
     from pixgen.engine import Run
@@ -101,11 +136,24 @@ def test_denoise_loss_in_a_run(quick: dict, tmp_path) -> None:
     assert terms[:3] == [0.0, 0.0, 0.0] and terms[3] > 0
 
 
-def test_training_script_writes_weights_the_loss_loads(tmp_path) -> None:
+@pytest.mark.parametrize("conditioned", [False, True])
+def test_training_script_writes_weights_the_loss_loads(tmp_path, conditioned: bool) -> None:
+    start = ["--conditioned", "--init-weights", str(weights_file(tmp_path))] if conditioned else []
     cmd = [sys.executable, str(ROOT / "scripts" / "train_shapes_denoiser.py"), "--steps", "2", "--minutes", "0",
-           "--batch", "4", "--out", str(tmp_path)]
+           "--batch", "4", "--out", str(tmp_path), *start]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     report = json.loads(done.stdout[done.stdout.index("{"):])
     assert report["steps"] == 2 and report["mae_input"] > 0 and report["mae_output"] > 0
-    LOSSES.get("denoise")(denoiser=str(tmp_path / "shapes_denoiser.pt")).setup()
+    loss = LOSSES.get("denoise")(denoiser=str(tmp_path / "shapes_denoiser.pt"))
+    loss.setup()
+    assert loss.model.conditioned == conditioned
+
+
+def test_training_script_refuses_a_foreign_start(tmp_path) -> None:
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"weight": torch.zeros(2)}, foreign)
+    cmd = [sys.executable, str(ROOT / "scripts" / "train_shapes_denoiser.py"), "--steps", "1", "--minutes", "0",
+           "--batch", "2", "--out", str(tmp_path), "--init-weights", str(foreign)]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode != 0 and "not a shapes denoiser checkpoint" in done.stderr

@@ -20,6 +20,7 @@ from pixgen.errors import PixgenError
 from pixgen.shapes.render import palette_tensor
 
 WIDTHS = (16, 32, 64, 96, 128)  # channels at 64, 32, 16, 8 and 4 pixels for a 64-pixel input
+CONTEXT, VOCAB = 32, 755  # the shapes CLIP tokenizer's context length and vocabulary
 
 
 def _block(cin: int, cout: int) -> nn.Sequential:
@@ -29,25 +30,69 @@ def _block(cin: int, cout: int) -> nn.Sequential:
     )
 
 
-class ShapesDenoiser(nn.Module):
-    """U-Net: (N, 3, S, S) in [0, 1] -> (N, 3, S, S) in [0, 1]; S a multiple of 16 (64 for the shapes world)."""
+class CaptionCode(nn.Module):
+    """Caption tokens (N, CONTEXT) of the shapes CLIP tokenizer -> (N, dim) code: learned token and position
+    embeddings, flattened (word order matters: which colour is which shape) and mixed by an MLP."""
 
-    def __init__(self, widths: tuple[int, ...] = WIDTHS) -> None:
+    def __init__(self, dim: int = 256, width: int = 48) -> None:
+        super().__init__()
+        self.token = nn.Embedding(VOCAB, width)
+        self.position = nn.Parameter(torch.zeros(CONTEXT, width))
+        self.mlp = nn.Sequential(nn.Linear(CONTEXT * width, dim), nn.SiLU(), nn.Linear(dim, dim), nn.SiLU())
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        """The caption codes."""
+        return self.mlp((self.token(tokens) + self.position).flatten(1))
+
+
+class ShapesDenoiser(nn.Module):
+    """U-Net: (N, 3, S, S) in [0, 1] -> (N, 3, S, S) in [0, 1]; S a multiple of 16 (64 for the shapes world).
+    With ``conditioned``, each block's output is scaled and shifted by the caption's code (FiLM), so the
+    caption says which shape a blob should become."""
+
+    def __init__(self, widths: tuple[int, ...] = WIDTHS, conditioned: bool = False, code_dim: int = 256) -> None:
         super().__init__()
         self.down = nn.ModuleList(_block(cin, cout) for cin, cout in zip((3, *widths[:-1]), widths, strict=True))
         self.up = nn.ModuleList(_block(a + b, b) for a, b in zip(widths[:0:-1], widths[-2::-1], strict=True))
         self.out = nn.Conv2d(widths[0], 3, 1)
+        self.caption = CaptionCode(code_dim) if conditioned else None
+        if conditioned:
+            self.film = nn.ModuleList(nn.Linear(code_dim, 2 * w) for w in (*widths, *widths[-2::-1]))
+            for layer in self.film:
+                nn.init.zeros_(layer.weight)
+                nn.init.zeros_(layer.bias)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """The denoised images, same shape as ``x``."""
+    @property
+    def conditioned(self) -> bool:
+        """Whether the model reads a caption."""
+        return self.caption is not None
+
+    def forward(self, x: torch.Tensor, tokens: torch.Tensor | None = None) -> torch.Tensor:
+        """The denoised images, same shape as ``x``; a conditioned model needs the captions' ``tokens``
+        (N or 1 rows)."""
+        films = self._films(tokens)
         skips = []
         h = x * 2 - 1
         for i, block in enumerate(self.down):
-            h = block(h if i == 0 else F.avg_pool2d(h, 2))
+            h = films[i](block(h if i == 0 else F.avg_pool2d(h, 2)))
             skips.append(h)
-        for block, skip in zip(self.up, skips[-2::-1], strict=True):
+        for i, (block, skip) in enumerate(zip(self.up, skips[-2::-1], strict=True)):
             h = block(torch.cat([F.interpolate(h, scale_factor=2.0, mode="nearest"), skip], dim=1))
+            h = films[len(self.down) + i](h)
         return torch.sigmoid(self.out(h) * 2)  # the palette's extremes (0.08-0.96) stay reachable
+
+    def _films(self, tokens: torch.Tensor | None) -> list[Any]:
+        """One feature-map transform per block: identity without conditioning, else h * (1 + a) + b."""
+        if self.caption is None:
+            return [lambda h: h] * (2 * len(self.down) - 1)
+        if tokens is None:
+            raise PixgenError("this shapes denoiser is conditioned on a caption; pass the caption's tokens")
+        code = self.caption(tokens)
+        out = []
+        for layer in self.film:
+            scale, shift = layer(code)[:, :, None, None].chunk(2, dim=1)
+            out.append(lambda h, a=scale, b=shift: h * (1 + a) + b)
+        return out
 
 
 def load_denoiser(path: Path, device: Any = "cpu") -> ShapesDenoiser:
@@ -58,9 +103,10 @@ def load_denoiser(path: Path, device: Any = "cpu") -> ShapesDenoiser:
     if not path.is_file():
         raise PixgenError(f"denoise loss: no denoiser weights at {path}; give --denoiser a file written by "
                           "scripts/train_shapes_denoiser.py")
-    model = ShapesDenoiser()
     try:
-        model.load_state_dict({k: v.float() for k, v in load_checkpoint_state(path).items()})
+        state = load_checkpoint_state(path)
+        model = ShapesDenoiser(conditioned=any(k.startswith("caption.") for k in state))
+        model.load_state_dict({k: v.float() for k, v in state.items()})
     except (PixgenError, RuntimeError) as exc:  # unreadable, or the state dict of another model
         raise PixgenError(f"denoise loss: {path} is not a shapes denoiser checkpoint "
                           f"({type(exc).__name__}); rebuild it with scripts/train_shapes_denoiser.py") from exc
