@@ -164,8 +164,31 @@ def register_config_file(path: str | Path) -> str:
     if not isinstance(vision, dict):
         raise PixgenError(f"CLIP model config {path} has no vision_cfg object; give an open_clip model .json")
     register_tower(vision.get("timm_model_name"))  # a pixgen shapes tower: timm must know it before open_clip
+    name = _free_name(config, cfg)
+    if name != config.stem:  # open_clip names a config by its file's stem: register a copy under the new name
+        config = cache_dir() / "clip-configs" / f"{name}.json"
+        config.parent.mkdir(parents=True, exist_ok=True)
+        config.write_text(json.dumps(cfg))
     open_clip.add_model_config(config)
-    return config.stem
+    return name
+
+
+def _free_name(config: Path, cfg: dict) -> str:
+    """The config file's stem, unless open_clip knows that name with another config or it is the built-in
+    shapes CLIP's (``train_shapes_clip.py`` writes ``shapes_clip.json`` too): then the stem and a hash of the
+    config, so that a file never replaces a model already registered."""
+    import hashlib
+
+    import open_clip
+
+    from pixgen.shapes.models import CLIP_NAME, clip_config_path
+
+    stem = config.stem
+    builtin = stem == CLIP_NAME and config.resolve() != clip_config_path().resolve()
+    known = open_clip.get_model_config(stem) if stem in open_clip.list_models() else None
+    if not builtin and known in (None, cfg):
+        return stem
+    return f"{stem}-{hashlib.sha256(json.dumps(cfg, sort_keys=True).encode()).hexdigest()[:10]}"
 
 
 def _weights_file(model: str, tag: str) -> str:

@@ -1,7 +1,10 @@
+import json
+import os
 from pathlib import Path
 
 import pytest
 import torch
+from conftest import TINY_CLIP
 
 from pixgen.errors import ModelUnavailableError, PixgenError
 from pixgen.perceptors import _cached_file, load_perceptor, parse_clip_spec
@@ -88,3 +91,33 @@ def test_a_config_file_that_is_not_json_is_refused_clearly(tmp_path: Path) -> No
     bad.write_text("{not json")
     with pytest.raises(PixgenError, match="broken.json is not valid JSON"):
         load_perceptor(parse_clip_spec(f"{bad}:random"), "cpu")
+
+
+def test_a_config_file_never_replaces_a_registered_model(tmp_path: Path) -> None:
+    """``train_shapes_clip.py`` writes ``shapes_clip.json``, the built-in CLIP's name: loaded beside ``--clip
+    shapes`` (either order), each keeps its own config; so does a file named like an open_clip model (a fresh
+    process, since open_clip's registry lives as long as it)."""
+    import subprocess
+    import sys
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    for name in ("a/shapes_clip.json", "b/ViT-B-32.json"):
+        (tmp_path / name).write_text(json.dumps(TINY_CLIP))
+    code = f"""
+import open_clip, torch
+from pixgen.perceptors import load_perceptor, parse_clip_spec, register_config_file
+from pixgen.shapes.models import clip_tokenizer
+mine = {str(tmp_path / "a" / "shapes_clip.json")!r}
+torch.save(open_clip.create_model(register_config_file(mine)).state_dict(), {str(tmp_path / "w.pt")!r})
+for order in ([mine + ":" + {str(tmp_path / "w.pt")!r}, "shapes"], ["shapes", mine + ":" + {str(tmp_path / "w.pt")!r}]):
+    dims = [load_perceptor(parse_clip_spec(s)).encode_image(torch.rand(1, 3, 64, 64)).shape[-1] for s in order]
+    print(dims, end=" ")
+vit = register_config_file({str(tmp_path / "b" / "ViT-B-32.json")!r})
+width = open_clip.get_model_config("ViT-B-32")["embed_dim"]
+print(tuple(clip_tokenizer()(["a red circle"]).shape), vit != "ViT-B-32", width)
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PIXGEN_CACHE": str(tmp_path / "cache")})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["[32,", "64]", "[64,", "32]", "(1,", "32)", "True", "512"]
