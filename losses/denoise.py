@@ -47,12 +47,12 @@ class DenoiseLoss(Loss):
         self._load(getattr(context, "device", None) or "cpu", main_prompt(getattr(config, "prompt", None)))
 
     def _load(self, device: Any, caption: str = "") -> None:
-        from pixgen.shapes.denoiser import load_denoiser
-        from pixgen.shapes.models import clip_tokenizer, denoiser_path
+        from pixgen.shapes.denoiser import caption_tokens, load_denoiser
+        from pixgen.shapes.models import denoiser_path
 
         self.model = load_denoiser(Path(self.path) if self.path else denoiser_path(), device)
         if self.model.conditioned:
-            self.tokens = clip_tokenizer()([caption]).to(device)
+            self.tokens = caption_tokens([caption]).to(device)
 
     def forward(self, inp: LossInput) -> torch.Tensor:
         """Mean squared distance of the render to the denoised render (no gradient through the denoiser)."""

@@ -22,8 +22,8 @@ from typing import Any
 import torch
 
 from pixgen.checkpoints import load_checkpoint_state
-from pixgen.shapes.denoiser import ShapesDenoiser, corrupt
-from pixgen.shapes.models import assets_dir, clip_tokenizer
+from pixgen.shapes.denoiser import ShapesDenoiser, caption_tokens, corrupt
+from pixgen.shapes.models import assets_dir
 from pixgen.shapes.perturb import perturb_scene
 from pixgen.shapes.render import random_batch, render_scenes
 from pixgen.shapes.sample import rng_from, sample_scene, sample_spec
@@ -84,7 +84,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     g = torch.Generator().manual_seed(args.seed)
     model = ShapesDenoiser(conditioned=args.conditioned)
-    tokenizer = clip_tokenizer() if args.conditioned else None
+    tokenizer = caption_tokens if args.conditioned else None
     if args.init_weights:
         start_from(model, args.init_weights)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)

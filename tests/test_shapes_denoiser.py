@@ -13,7 +13,7 @@ import torch
 from pixgen.errors import PixgenError
 from pixgen.losses.base import LossInput
 from pixgen.registry import LOSSES
-from pixgen.shapes.denoiser import ShapesDenoiser, corrupt, load_denoiser
+from pixgen.shapes.denoiser import ShapesDenoiser, caption_tokens, corrupt, load_denoiser
 from pixgen.shapes.render import random_batch
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -60,11 +60,9 @@ def weights_file(tmp_path: Path, conditioned: bool = False) -> Path:
 
 
 def test_a_conditioned_denoiser_reads_the_caption_and_needs_it(tmp_path) -> None:
-    from pixgen.shapes.models import clip_tokenizer
-
     model = load_denoiser(weights_file(tmp_path, conditioned=True))
     x = scenes(2, 0)
-    tokens = clip_tokenizer()(["a red circle", "a red square"])
+    tokens = caption_tokens(["a red circle", "a red square"])
     with torch.no_grad():
         both, one = model(x, tokens), model(x, tokens[:1])
         assert both.shape == x.shape and not torch.allclose(both[0], both[1])  # same image, other caption
@@ -114,14 +112,13 @@ def test_denoise_loss_reads_the_main_positive_prompt(quick: dict, tmp_path) -> N
     from pixgen.config import RunConfig
     from pixgen.engine import Run
     from pixgen.losses.denoise import main_prompt
-    from pixgen.shapes.models import clip_tokenizer
 
     assert main_prompt("a red circle | a blue square:2 | a green square:-3") == "a blue square"
     assert main_prompt(None) == "" and main_prompt("a red circle:-1") == ""
     settings = {**quick, "prompt": "a red circle:0.5 | a blue square", "loss": ["denoise"],
                 "denoiser": str(weights_file(tmp_path, conditioned=True))}
     loss = Run(RunConfig.from_dict(settings)).losses["denoise"][0]
-    assert torch.equal(loss.tokens, clip_tokenizer()(["a blue square"]))
+    assert torch.equal(loss.tokens, caption_tokens(["a blue square"]))
     assert Run(RunConfig.from_dict({**settings, "denoiser": str(weights_file(tmp_path))})).losses[
         "denoise"][0].tokens is None
 

@@ -30,6 +30,13 @@ def _block(cin: int, cout: int) -> nn.Sequential:
     )
 
 
+def caption_tokens(captions: list[str]) -> torch.Tensor:
+    """(N, CONTEXT) tokens of ``captions`` for a conditioned denoiser (the shapes CLIP tokenizer)."""
+    from pixgen.shapes.models import clip_tokenizer
+
+    return clip_tokenizer()(captions, context_length=CONTEXT)
+
+
 class CaptionCode(nn.Module):
     """Caption tokens (N, CONTEXT) of the shapes CLIP tokenizer -> (N, dim) code: learned token and position
     embeddings, flattened (word order matters: which colour is which shape) and mixed by an MLP."""
