@@ -57,12 +57,7 @@ def test_vector_paper_colour_is_fixed_white_unless_allowed() -> None:
     assert set(groups) == {"points", "widths", "colors", "paper"}
     blue = torch.zeros(1, 3, H, W)
     blue[:, 2] = 1.0
-    opt = torch.optim.Adam(free.param_groups(10.0))
-    for _ in range(30):
-        opt.zero_grad()
-        ((free.render() - blue) ** 2).mean().backward()
-        opt.step()
-        free.project_()
+    fit_to_target(free, blue, steps=30, lr=10.0)
     assert free.paper[2] > 0.9 and free.paper[:2].max() < 0.3  # the background went blue
     assert 0 <= free.paper.min() and free.paper.max() <= 1
 
@@ -196,12 +191,7 @@ def test_palette_vector_paths_are_opaque_palette_colours_whose_choice_can_change
     assert on_palette.float().mean() > 0.9  # only anti-aliased edges mix two palette colours
     assert torch.allclose(drawer.background(), palette[2], atol=1e-6)  # paper: the palette colour nearest white
     blue = palette[1].view(1, 3, 1, 1).expand(1, 3, 32, 32)
-    opt = torch.optim.Adam(drawer.param_groups(10.0))
-    for _ in range(20):
-        opt.zero_grad()
-        ((drawer.render() - blue) ** 2).mean().backward()
-        opt.step()
-        drawer.project_()
+    fit_to_target(drawer, blue, steps=20, lr=10.0)
     assert torch.allclose(drawer.background(), palette[1], atol=1e-6)  # the paper's choice moved to blue
     assert drawer.render().sub(blue).abs().mean() < 0.05
     assert 'fill="rgb(0,0,255)"' in drawer.extra_outputs()["output.svg"]
