@@ -20,7 +20,7 @@ def _perturb_object(obj: Shape, rng: random.Random) -> Shape:
     """One shape as another kind (half the time) or rarely in another colour, in the same place and size."""
     shape = rng.choice([s for s in SHAPES if s != obj.shape]) if rng.random() < 0.5 else obj.shape
     colour = rng.choice(COLOURS) if rng.random() < 0.08 else obj.colour
-    return Shape(shape, colour, obj.cx, obj.cy, obj.r)
+    return replace(obj, shape=shape, colour=colour)
 
 
 def perturb_scene(scene: Scene, spec: Spec, rng: random.Random) -> Scene:
