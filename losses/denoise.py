@@ -21,6 +21,7 @@ import torch.nn.functional as F
 
 from pixgen.errors import PixgenError
 from pixgen.losses.base import Loss, LossInput
+from pixgen.prompts import main_prompt
 
 SIZE = 64
 
@@ -69,11 +70,3 @@ class DenoiseLoss(Loss):
             if clean.shape != render.shape:
                 clean = F.interpolate(clean, size=render.shape[-2:], mode="bilinear")
         return F.mse_loss(render, clean)
-
-
-def main_prompt(prompt: Any) -> str:
-    """The text of the first positive text prompt of the highest weight in a run's ``prompt`` setting, or ""."""
-    from pixgen.prompts import parse_prompts
-
-    positive = [p for p in parse_prompts(prompt) if p.weight > 0 and p.text]
-    return max(positive, key=lambda p: p.weight).text if positive else ""

@@ -71,6 +71,12 @@ def parse_prompts(text: str | list[str] | None) -> list[Prompt]:
     return out
 
 
+def main_prompt(prompt: str | list[str] | None) -> str:
+    """The text of the first positive text prompt of the highest weight in a run's ``prompt`` setting, or ""."""
+    positive = [p for p in parse_prompts(prompt) if p.weight > 0 and p.text]
+    return max(positive, key=lambda p: p.weight).text if positive else ""
+
+
 def parse_unit(value: str | int | float, total: int, what: str = "value") -> int:
     """An iteration count from ``"20"``, ``"20i"``, ``"20 iterations"`` or ``"50%"`` (of ``total``)."""
     text = str(value).strip().lower()
