@@ -140,10 +140,13 @@ class VqganModel(nn.Module):
         """Nearest code vector per position, with a straight-through gradient to ``z`` (N, D, h, w); a ``share``
         under 1 moves only that share of the way from ``z`` to its codes (the gradient is the same)."""
         zf = z.movedim(1, -1)  # (N, h, w, D)
-        book = self.codebook  # (K, D)
-        dist = zf.pow(2).sum(-1, keepdim=True) + book.pow(2).sum(1) - 2 * zf @ book.T  # (N, h, w, K)
-        zq = book[dist.argmin(-1)]  # (N, h, w, D)
+        zq = self.codebook[self.nearest_codes(z)]  # (N, h, w, D)
         return (zf + share * (zq - zf).detach()).movedim(-1, 1)
+
+    def nearest_codes(self, z: torch.Tensor) -> torch.Tensor:
+        """The index of the nearest code vector at each position of ``z`` (N, D, h, w): (N, h, w)."""
+        zf, book = z.movedim(1, -1), self.codebook  # (N, h, w, D), (K, D)
+        return (zf.pow(2).sum(-1, keepdim=True) + book.pow(2).sum(1) - 2 * zf @ book.T).argmin(-1)
 
     def clamp_to_codebook(self, z: torch.Tensor) -> torch.Tensor:
         """``z`` (N, D, h, w) clamped per channel to the range the code vectors span."""
