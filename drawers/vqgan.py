@@ -74,13 +74,14 @@ class VqganDrawer(Drawer):
     name = "vqgan"
     spec_args = ("model",)
     default_lr = 0.2
-    extra_init_noise = ("tokens",)
+    extra_init_noise = ("tokens", "prior")
 
     def __init__(self, width: int, height: int, *, model: str = "imagenet_f16_16384",
                  vqgan_config: str | None = None, vqgan_checkpoint: str | None = None,
-                 quantize_ramp: float = 0.0, latent_levels: int = 1) -> None:
+                 quantize_ramp: float = 0.0, latent_levels: int = 1, code_prior: str | None = None) -> None:
         super().__init__(width, height, model=model, vqgan_config=vqgan_config, vqgan_checkpoint=vqgan_checkpoint,
-                         quantize_ramp=quantize_ramp, latent_levels=latent_levels)
+                         quantize_ramp=quantize_ramp, latent_levels=latent_levels, code_prior=code_prior)
+        self.code_prior = code_prior
         if not 0.0 <= quantize_ramp < 1.0:
             raise PixgenError(f"quantize_ramp {quantize_ramp} is out of range; give a fraction of the run in [0, 1) "
                               "(0: quantize from the first step)")
@@ -153,6 +154,22 @@ class VqganDrawer(Drawer):
         _, _, h, w = self.z.shape
         tokens = torch.randint(model.codebook.shape[0], (1, h, w), generator=generator)  # (1, h, w)
         self.z.copy_(model.tokens_to_latent(tokens.to(self.z.device)))
+        for grid in self.coarse:
+            grid.zero_()
+
+    @torch.no_grad()
+    def init_from_prior(self, caption: str, generator: torch.Generator) -> None:
+        """``init_noise`` ``prior``: start from a code grid that a code prior (``pixgen.shapes.prior``) draws
+        for ``caption``; a grid of another size is decoded and encoded at this drawer's size."""
+        from pixgen.shapes.prior import prior_for
+
+        model = self.vqgan()
+        prior = prior_for(self.code_prior, model.codebook.shape[0], self.z.device)
+        latent = model.tokens_to_latent(prior.draw(caption, generator))  # (1, D, g, g)
+        if latent.shape[-2:] != self.z.shape[-2:]:
+            self.init_from_image(model.decode(latent).add(1).div(2).clamp(0, 1))
+            return
+        self.z.copy_(latent)
         for grid in self.coarse:
             grid.zero_()
 

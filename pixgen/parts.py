@@ -74,11 +74,19 @@ def build_extra_losses(plugins: list[Chosen]) -> dict[str, tuple[Any, float]]:
 
 
 def initialize(drawer: Any, config: RunConfig, generator: torch.Generator) -> None:
-    """Start the drawer from ``init_image`` if given, else from ``init_noise``."""
+    """Start the drawer from ``init_image`` if given, else from ``init_noise`` (``prior``: the code prior's draw
+    for the main prompt)."""
+    if getattr(drawer, "code_prior", None) and (config.init_image or config.init_noise != "prior"):
+        log.warning("code_prior is set but the run starts from %s; the prior is not used (give --init-noise prior)",
+                    "--init-image" if config.init_image else f"--init-noise {config.init_noise}")
     if config.init_image:
         from pixgen.io import load_image
 
         drawer.init_from_image(load_image(config.init_image, (drawer.width, drawer.height)))
+    elif config.init_noise == "prior":  # a drawer that offers it draws its start for the main prompt
+        from pixgen.prompts import main_prompt
+
+        drawer.init_from_prior(main_prompt(config.prompt), generator)
     else:
         drawer.init_from_noise(config.init_noise, generator)
 
