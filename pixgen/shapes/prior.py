@@ -122,8 +122,8 @@ class ShapesPrior(nn.Module):
 def prior_for(path: str | None, n_codes: int, device: Any = "cpu") -> ShapesPrior:
     """The code prior of ``path`` (none ships with pixgen), checked to write codes of an ``n_codes`` codebook."""
     if path is None:
-        raise PixgenError("--init-noise prior needs a code prior: give the drawer option code_prior=FILE, a prior "
-                          "trained for this VQGAN by scripts/train_shapes_prior.py (pixgen ships none)")
+        raise PixgenError("--init-noise prior needs a code prior: give --code-prior FILE (API: code_prior=FILE), "
+                          "a prior trained for this VQGAN by scripts/train_shapes_prior.py (pixgen ships none)")
     prior = load_prior(Path(path).expanduser(), device)
     if prior.n_codes != n_codes:
         raise PixgenError(f"the code prior {path} writes codes of a {prior.n_codes}-entry codebook, but the VQGAN has "
