@@ -86,7 +86,10 @@ def initialize(drawer: Any, config: RunConfig, generator: torch.Generator) -> No
     elif config.init_noise == "prior":  # a drawer that offers it draws its start for the main prompt
         from pixgen.prompts import main_prompt
 
-        drawer.init_from_prior(main_prompt(config.prompt), generator)
+        caption = main_prompt(config.prompt)
+        if not caption:
+            log.warning("no positive text prompt: the code prior draws a scene for an empty caption")
+        drawer.init_from_prior(caption, generator)
     else:
         drawer.init_from_noise(config.init_noise, generator)
 

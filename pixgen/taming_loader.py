@@ -139,8 +139,7 @@ class VqganModel(nn.Module):
     def quantize(self, z: torch.Tensor, share: float = 1.0) -> torch.Tensor:
         """Nearest code vector per position, with a straight-through gradient to ``z`` (N, D, h, w); a ``share``
         under 1 moves only that share of the way from ``z`` to its codes (the gradient is the same)."""
-        zf = z.movedim(1, -1)  # (N, h, w, D)
-        zq = self.codebook[self.nearest_codes(z)]  # (N, h, w, D)
+        zf, zq = z.movedim(1, -1), self.codebook[self.nearest_codes(z)]  # both (N, h, w, D)
         return (zf + share * (zq - zf).detach()).movedim(-1, 1)
 
     def nearest_codes(self, z: torch.Tensor) -> torch.Tensor:
@@ -150,8 +149,7 @@ class VqganModel(nn.Module):
 
     def clamp_to_codebook(self, z: torch.Tensor) -> torch.Tensor:
         """``z`` (N, D, h, w) clamped per channel to the range the code vectors span."""
-        book = self.codebook  # (K, D)
-        lo, hi = book.amin(0).view(1, -1, 1, 1), book.amax(0).view(1, -1, 1, 1)
+        lo, hi = self.codebook.amin(0).view(1, -1, 1, 1), self.codebook.amax(0).view(1, -1, 1, 1)
         return torch.maximum(torch.minimum(z, hi), lo)
 
     def tokens_to_latent(self, tokens: torch.Tensor) -> torch.Tensor:

@@ -19,10 +19,11 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from pixgen.errors import PixgenError
 from pixgen.shapes.denoiser import caption_tokens
 from pixgen.shapes.models import assets_dir, vqgan_paths
 from pixgen.shapes.oracle import check
-from pixgen.shapes.prior import ShapesPrior, load_prior, save_prior
+from pixgen.shapes.prior import ShapesPrior, fingerprint, prior_for, save_prior
 from pixgen.shapes.render import render_scenes
 from pixgen.shapes.sample import rng_from, sample_scene, sample_spec
 from pixgen.shapes.training import base_parser, scheduled_steps
@@ -64,7 +65,13 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     g = torch.Generator().manual_seed(args.seed)
     vqgan = load_vqgan(*vqgan_paths())
-    model = load_prior(args.init_weights).train() if args.init_weights else ShapesPrior(n_codes=vqgan.codebook.shape[0])
+    model = ShapesPrior(n_codes=vqgan.codebook.shape[0], code_dim=vqgan.codebook.shape[1])
+    model.vqgan_codes.copy_(fingerprint(vqgan.codebook))
+    if args.init_weights:
+        try:  # refuses a prior of another VQGAN
+            model = prior_for(str(args.init_weights), vqgan.codebook).train()
+        except PixgenError as exc:
+            raise SystemExit(f"--init-weights: {exc}") from None
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
     start, done = time.time(), 0
     for step, _, bar in scheduled_steps(opt, args, "prior"):

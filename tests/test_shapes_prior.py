@@ -15,15 +15,20 @@ from vqgan_fixtures import write_tiny_vqgan
 from pixgen.drawers.vqgan import VqganDrawer
 from pixgen.errors import PixgenError
 from pixgen.shapes.denoiser import caption_tokens
-from pixgen.shapes.prior import TEXT_LEN, ShapesPrior, load_prior, save_prior
+from pixgen.shapes.prior import TEXT_LEN, ShapesPrior, fingerprint, load_prior, save_prior
+from pixgen.taming_loader import load_vqgan
 
 ROOT = Path(__file__).resolve().parents[1]
 N_CODES = 64  # the tiny VQGAN's codebook
 
 
-def tiny_prior(grid: int = 4, seed: int = 0, n_codes: int = N_CODES) -> ShapesPrior:
+def tiny_prior(grid: int = 4, seed: int = 0, n_codes: int = N_CODES, vqgan: tuple | None = None) -> ShapesPrior:
+    """A random prior; with ``vqgan`` files, marked as trained for that VQGAN (as the training script does)."""
     torch.manual_seed(seed)
-    return ShapesPrior(n_codes=n_codes, grid=grid, width=32, depth=2, heads=2).eval()
+    codebook = load_vqgan(*vqgan).codebook if vqgan else torch.zeros(n_codes, 16)
+    model = ShapesPrior(n_codes=n_codes, grid=grid, width=32, depth=2, heads=2, code_dim=codebook.shape[1])
+    model.vqgan_codes.copy_(fingerprint(codebook))
+    return model.eval()
 
 
 @pytest.fixture(scope="module")
@@ -54,13 +59,24 @@ def test_cached_sampling_follows_the_teacher_forced_model() -> None:
     assert torch.equal(model(text, codes.flatten(1)).argmax(-1), codes.flatten(1))
 
 
-def test_guided_draws_are_seeded_and_differ_between_seeds() -> None:
+def test_guided_sampling_follows_the_guided_teacher_forced_logits() -> None:
+    model = tiny_prior()
+    text = caption_tokens(["a red circle on a blue background", "a green square"])[:, :TEXT_LEN]
+    codes = model.sample_codes(text, guidance=3.0, temperature=0).flatten(1)
+    cond, free = model(text, codes), model(caption_tokens(["", ""]), codes)
+    assert torch.equal((free + 3.0 * (cond - free)).argmax(-1), codes)
+    assert not torch.equal(model.sample_codes(text, guidance=1.0, temperature=0).flatten(1), codes)
+
+
+def test_draws_are_seeded_and_differ_between_seeds() -> None:
     model = tiny_prior()
     draws = [model.draw("a red circle", torch.Generator().manual_seed(s)) for s in (1, 1, 2)]
-    assert draws[0].shape == (1, 4, 4) and draws[0].max() < N_CODES
+    assert draws[0].shape == (1, 4, 4)
     assert torch.equal(draws[0], draws[1]) and not torch.equal(draws[0], draws[2])
-    with pytest.raises(PixgenError, match="reads 16 tokens.*give a shorter prompt"):
-        model.draw("a red circle left of a blue square on a white background " * 2)
+    with pytest.raises(PixgenError, match="at most 16 tokens, and .* has 19 .*give a shapes caption"):
+        model.draw("a red circle left of a blue square on a white background and a green triangle")
+    with pytest.raises(PixgenError, match="has more than 30 .*spelled letter by letter"):
+        model.draw("a photorealistic astronaut riding a horse on mars")
 
 
 def test_a_saved_prior_loads_and_other_files_are_clear_errors(tmp_path) -> None:
@@ -71,10 +87,11 @@ def test_a_saved_prior_loads_and_other_files_are_clear_errors(tmp_path) -> None:
     assert torch.allclose(loaded(text, codes), model.half().float()(text, codes), atol=1e-4)
     torch.save({"weights": torch.zeros(3)}, tmp_path / "other.pt")
     (tmp_path / "junk.pt").write_bytes(b"not a torch file")
-    for name in ("other.pt", "junk.pt"):
-        with pytest.raises(PixgenError, match="not a shapes code prior.*train_shapes_prior"):
-            load_prior(tmp_path / name)
-    with pytest.raises(PixgenError, match="does not exist"):
+    with pytest.raises(PixgenError, match="not a shapes code prior \\(KeyError.*train_shapes_prior"):
+        load_prior(tmp_path / "other.pt")
+    with pytest.raises(PixgenError, match="cannot read code prior .*junk.pt: it is not a torch file"):
+        load_prior(tmp_path / "junk.pt")
+    with pytest.raises(PixgenError, match="is not a file"):
         load_prior(tmp_path / "missing.pt")
 
 
@@ -84,7 +101,7 @@ def drawer_with_prior(vqgan, path: Path, width: int = 64, height: int = 64) -> V
 
 
 def test_the_drawer_starts_from_the_priors_codes(vqgan, tmp_path) -> None:
-    save_prior(tiny_prior(), tmp_path / "prior.pt")
+    save_prior(tiny_prior(vqgan=vqgan), tmp_path / "prior.pt")
     drawer = drawer_with_prior(vqgan, tmp_path / "prior.pt")  # f16 at 64 px: the prior's 4x4 grid
     drawer.init_from_prior("a red circle", torch.Generator().manual_seed(3))
     expected = load_prior(tmp_path / "prior.pt").draw("a red circle", torch.Generator().manual_seed(3))
@@ -102,13 +119,17 @@ def test_prior_init_without_a_matching_prior_is_a_clear_error(vqgan, tmp_path) -
     save_prior(tiny_prior(n_codes=32), tmp_path / "small.pt")
     with pytest.raises(PixgenError, match="32-entry codebook, but the VQGAN has 64"):
         drawer_with_prior(vqgan, tmp_path / "small.pt").init_from_prior("a red circle", torch.Generator())
+    other = write_tiny_vqgan(tmp_path / "other", n_embed=N_CODES, seed=1)  # same size, other codebook
+    save_prior(tiny_prior(vqgan=other), tmp_path / "other.pt")
+    with pytest.raises(PixgenError, match="trained for another VQGAN"):
+        drawer_with_prior(vqgan, tmp_path / "other.pt").init_from_prior("a red circle", torch.Generator())
 
 
 def test_a_run_with_init_noise_prior_starts_from_the_main_prompts_draw(vqgan, tmp_path, quick) -> None:
     from pixgen.config import RunConfig
     from pixgen.engine import Run
 
-    save_prior(tiny_prior(), tmp_path / "prior.pt")
+    save_prior(tiny_prior(vqgan=vqgan), tmp_path / "prior.pt")
     settings = {**quick, "prompt": "a red circle | a blue square:-1", "size": "64x64", "drawer": "vqgan",
                 "vqgan_config": str(vqgan[0]), "vqgan_checkpoint": str(vqgan[1]), "init_noise": "prior",
                 "code_prior": str(tmp_path / "prior.pt"), "iterations": 2}
@@ -121,14 +142,19 @@ def test_a_run_with_init_noise_prior_starts_from_the_main_prompts_draw(vqgan, tm
     assert all(math.isfinite(run.step().loss) for _ in range(2))
 
 
-def test_a_code_prior_that_the_run_does_not_use_is_named(vqgan, tmp_path, quick, caplog) -> None:
+def test_an_unused_prior_and_a_prompt_without_caption_are_named(vqgan, tmp_path, quick, caplog) -> None:
     from pixgen.config import RunConfig
     from pixgen.engine import Run
 
-    save_prior(tiny_prior(), tmp_path / "prior.pt")
+    save_prior(tiny_prior(vqgan=vqgan), tmp_path / "prior.pt")
     Run(RunConfig.from_dict({**quick, "size": "64x64", "drawer": "vqgan", "vqgan_config": str(vqgan[0]),
                              "vqgan_checkpoint": str(vqgan[1]), "code_prior": str(tmp_path / "prior.pt")}))
     assert "code_prior is set but the run starts from --init-noise pixels" in caplog.text
+    caplog.clear()
+    Run(RunConfig.from_dict({**quick, "prompt": "a blue square:-1", "size": "64x64", "drawer": "vqgan",
+                             "vqgan_config": str(vqgan[0]), "vqgan_checkpoint": str(vqgan[1]), "init_noise": "prior",
+                             "code_prior": str(tmp_path / "prior.pt")}))
+    assert "no positive text prompt: the code prior draws a scene for an empty caption" in caplog.text
 
 
 def test_the_training_script_writes_a_prior_that_loads(tmp_path) -> None:
@@ -137,5 +163,8 @@ def test_the_training_script_writes_a_prior_that_loads(tmp_path) -> None:
                          cwd=ROOT, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert '"demo_samples_pass"' in out.stdout and '"heldout_ce"' in out.stdout
-    model = load_prior(tmp_path / "shapes_prior.pt")
+    from pixgen.shapes.models import vqgan_paths
+    from pixgen.shapes.prior import prior_for
+
+    model = prior_for(str(tmp_path / "shapes_prior.pt"), load_vqgan(*vqgan_paths()).codebook)  # its VQGAN's
     assert model.n_codes == 512 and model.grid == 16 and TEXT_LEN == 16

@@ -21,6 +21,7 @@ from pixgen.errors import PixgenError
 from pixgen.shapes.denoiser import caption_tokens
 
 TEXT_LEN = 16  # caption tokens kept (the longest shapes caption has 14 with its start and end tokens)
+FINGERPRINT = 4  # code vectors of its VQGAN that a prior keeps, to refuse another VQGAN
 
 
 class Block(nn.Module):
@@ -52,8 +53,10 @@ class ShapesPrior(nn.Module):
     """Caption tokens (N, TEXT_LEN) and codes (N, grid²) -> logits (N, grid², n_codes) of each next code."""
 
     def __init__(self, n_codes: int = 512, grid: int = 16, vocab: int = 755, width: int = 128, depth: int = 4,
-                 heads: int = 4) -> None:
+                 heads: int = 4, code_dim: int = 16) -> None:
         super().__init__()
+        if width % heads:
+            raise ValueError(f"width {width} is not a multiple of heads {heads}")
         self.n_codes, self.grid = n_codes, grid
         self.text = nn.Embedding(vocab, width)
         self.code = nn.Embedding(n_codes + 1, width)  # the last entry starts the grid
@@ -62,6 +65,8 @@ class ShapesPrior(nn.Module):
         self.blocks = nn.ModuleList(Block(width, heads) for _ in range(depth))
         self.norm, self.head = nn.LayerNorm(width), nn.Linear(width, n_codes)
         self.register_buffer("heads", torch.tensor(heads))  # saved with the weights: the rest shows in shapes
+        #: the first code vectors of the VQGAN it was trained for (``fingerprint``): a prior fits that VQGAN only
+        self.register_buffer("vqgan_codes", torch.zeros(FINGERPRINT, code_dim))
 
     def positions(self) -> torch.Tensor:
         """(TEXT_LEN + grid², width) position embeddings: the caption's, then a row plus a column embedding per
@@ -87,9 +92,12 @@ class ShapesPrior(nn.Module):
     def draw(self, caption: str, generator: torch.Generator | None = None) -> torch.Tensor:
         """One code grid (1, grid, grid) for ``caption`` ("" for any scene), with the default guidance."""
         tokens = caption_tokens([caption]).to(self.text_pos.device)
-        if int((tokens > 0).sum()) > TEXT_LEN:
-            raise PixgenError(f"the code prior reads {TEXT_LEN} tokens of a caption and {caption!r} has "
-                              f"{int((tokens > 0).sum())}; give a shorter prompt (a caption of the shapes world)")
+        count = int((tokens > 0).sum())
+        if count > TEXT_LEN:
+            many = f"more than {count - 2}" if count == tokens.shape[1] else str(count)
+            raise PixgenError(f"the code prior reads captions of the shapes world, at most {TEXT_LEN} tokens, and "
+                              f"{caption!r} has {many} (a word outside the world is spelled letter by letter); "
+                              "give a shapes caption such as 'a red circle on a blue background'")
         return self.sample_codes(tokens, generator)
 
     @torch.no_grad()
@@ -97,13 +105,14 @@ class ShapesPrior(nn.Module):
                      temperature: float = 1.0, top_k: int = 32) -> torch.Tensor:
         """Draw code grids (N, grid, grid) for caption tokens (N, TEXT_LEN), guided by ``guidance`` times the
         difference to the empty caption's logits (classifier-free guidance; 1 = plain sampling)."""
-        n = text.shape[0]
-        empty = caption_tokens([""] * n).to(text.device)
-        both = torch.cat([text, empty])[:, :TEXT_LEN]  # (2N, T): guided and unconditioned rows
+        n, guided = text.shape[0], guidance != 1.0
+        rows = text[:, :TEXT_LEN]
+        if guided:  # (2N, T): the captions, then empty captions
+            rows = torch.cat([rows, caption_tokens([""] * n).to(text.device)[:, :TEXT_LEN]])
         caches: list[list] = [[] for _ in self.blocks]
         pos = self.positions()
-        x = self.text(both) + pos[:TEXT_LEN]
-        token = torch.full((2 * n, 1), self.n_codes, dtype=torch.long, device=text.device)
+        x = self.text(rows) + pos[:TEXT_LEN]
+        token = torch.full((rows.shape[0], 1), self.n_codes, dtype=torch.long, device=text.device)
         out = []
         for i in range(self.grid * self.grid):
             step = self.code(token) + pos[TEXT_LEN + i]
@@ -112,23 +121,33 @@ class ShapesPrior(nn.Module):
             for block, cache in zip(self.blocks, caches, strict=True):
                 x = block(x, mask, cache)
             logits = self.head(self.norm(x[:, -1]))
-            cond, free = logits[:n], logits[n:]
-            choice = pick(free + guidance * (cond - free), temperature, top_k, generator)
+            if guided:
+                logits = logits[n:] + guidance * (logits[:n] - logits[n:])
+            choice = pick(logits, temperature, top_k, generator)
             out.append(choice)
-            token = torch.cat([choice, choice]).unsqueeze(1)
+            token = (torch.cat([choice, choice]) if guided else choice).unsqueeze(1)
         return torch.stack(out, 1).view(n, self.grid, self.grid)
 
 
-def prior_for(path: str | None, n_codes: int, device: Any = "cpu") -> ShapesPrior:
-    """The code prior of ``path`` (none ships with pixgen), checked to write codes of an ``n_codes`` codebook."""
+def prior_for(path: str | None, codebook: torch.Tensor) -> ShapesPrior:
+    """The code prior of ``path`` (none ships with pixgen), on ``codebook``'s device; it must have been trained
+    for the VQGAN whose code vectors ``codebook`` (K, D) holds."""
     if path is None:
         raise PixgenError("--init-noise prior needs a code prior: give --code-prior FILE (API: code_prior=FILE), "
                           "a prior trained for this VQGAN by scripts/train_shapes_prior.py (pixgen ships none)")
-    prior = load_prior(Path(path).expanduser(), device)
-    if prior.n_codes != n_codes:
+    prior = load_prior(Path(path).expanduser(), codebook.device)
+    if prior.n_codes != codebook.shape[0]:
         raise PixgenError(f"the code prior {path} writes codes of a {prior.n_codes}-entry codebook, but the VQGAN has "
-                          f"{n_codes}; give a prior trained for this VQGAN")
+                          f"{codebook.shape[0]}; give a prior trained for this VQGAN")
+    if not torch.allclose(prior.vqgan_codes, fingerprint(codebook), rtol=1e-2, atol=1e-3):
+        raise PixgenError(f"the code prior {path} was trained for another VQGAN (its codebook differs); give a prior "
+                          "trained for this VQGAN by scripts/train_shapes_prior.py")
     return prior
+
+
+def fingerprint(codebook: torch.Tensor) -> torch.Tensor:
+    """What a prior keeps of its VQGAN's codebook (K, D): the first ``FINGERPRINT`` code vectors."""
+    return codebook[:FINGERPRINT].detach().float()
 
 
 def pick(logits: torch.Tensor, temperature: float, top_k: int, generator: torch.Generator | None) -> torch.Tensor:
@@ -150,7 +169,8 @@ def config_of(state: dict[str, torch.Tensor]) -> dict[str, int]:
     width = state["text_pos"].shape[1]
     return {"n_codes": state["head.weight"].shape[0], "grid": state["rows"].shape[0],
             "vocab": state["text.weight"].shape[0], "width": width, "heads": int(state["heads"]),
-            "depth": len({k.split(".")[1] for k in state if k.startswith("blocks.")})}
+            "depth": len({k.split(".")[1] for k in state if k.startswith("blocks.")}),
+            "code_dim": state["vqgan_codes"].shape[1]}
 
 
 def load_prior(path: Path, device: Any = "cpu") -> ShapesPrior:
@@ -158,12 +178,16 @@ def load_prior(path: Path, device: Any = "cpu") -> ShapesPrior:
     from pixgen.checkpoints import load_checkpoint_state
 
     if not Path(path).is_file():
-        raise PixgenError(f"code prior {path} does not exist; train one with scripts/train_shapes_prior.py")
+        raise PixgenError(f"code prior {path} is not a file; train one with scripts/train_shapes_prior.py")
     try:
         state = load_checkpoint_state(Path(path))
+    except PixgenError:
+        raise PixgenError(f"cannot read code prior {path}: it is not a torch file of tensors (corrupt, truncated, "
+                          "or carrying code); give a file written by scripts/train_shapes_prior.py") from None
+    try:
         model = ShapesPrior(**config_of(state))
         model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
-    except (PixgenError, KeyError, RuntimeError, ValueError) as exc:
-        raise PixgenError(f"{path} is not a shapes code prior ({type(exc).__name__}: {str(exc)[:200]}); give a "
+    except (KeyError, RuntimeError, ValueError) as exc:
+        raise PixgenError(f"{path} is not a shapes code prior ({type(exc).__name__}: {str(exc)[:120]}); give a "
                           "file written by scripts/train_shapes_prior.py") from None
     return model.eval().to(device)
