@@ -1,12 +1,13 @@
 """Train the shapes code prior (``pixgen.shapes.prior``): a caption-conditioned transformer over the code grids
 that the shipped shapes VQGAN gives procedurally drawn scenes.
 
-    python scripts/train_shapes_prior.py --seed 0 --steps 4000 --minutes 27 --threads 2 --out pixgen/assets
+    python scripts/train_shapes_prior.py --seed 0 --minutes 27 --threads 2 --out DIR
 
 Every step draws fresh scenes, encodes them with the VQGAN (nearest codes) and trains next-code prediction
 (cross-entropy) with the caption as prefix; a tenth of the captions are left empty, for classifier-free
 guidance. Prints the held-out cross-entropy and how many of the demo captions' sampled grids, decoded by the
-VQGAN, pass the oracle; writes ``shapes_prior.pt`` (fp16 weights). ``--init-weights`` continues from a prior.
+VQGAN, pass the oracle; writes ``DIR/shapes_prior.pt`` (fp16 weights), for ``--init-noise prior --code-prior``.
+``--init-weights`` continues from a prior. Experimental: no prior ships (docs/shapes_experiments.md).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import torch.nn.functional as F
 
 from pixgen.errors import PixgenError
 from pixgen.shapes.denoiser import caption_tokens
-from pixgen.shapes.models import assets_dir, vqgan_paths
+from pixgen.shapes.models import vqgan_paths
 from pixgen.shapes.oracle import check
 from pixgen.shapes.prior import ShapesPrior, fingerprint, prior_for, save_prior
 from pixgen.shapes.render import render_scenes
@@ -58,7 +59,7 @@ def report(model: ShapesPrior, vqgan: VqganModel, seed: int, per_caption: int = 
 
 
 def main() -> None:
-    parser = base_parser(__doc__, steps=4000, batch=32, lr=1e-3, out=assets_dir())
+    parser = base_parser(__doc__, steps=2400, batch=24, lr=2e-3, out=Path("shapes_prior"))
     parser.add_argument("--init-weights", type=Path, help="continue from a prior written by this script")
     args = parser.parse_args()
     torch.manual_seed(args.seed)
