@@ -138,9 +138,7 @@ class VqganDrawer(Drawer):
         if img.shape[-2:] != (self.height, self.width):
             img = F.interpolate(img, size=(self.height, self.width), mode="bilinear", antialias=True,
                                 align_corners=False)
-        self.z.copy_(self.vqgan().encode(img * 2 - 1))
-        for grid in self.coarse:
-            grid.zero_()
+        self._start_at(self.vqgan().encode(img * 2 - 1))
         self.project_()
 
     @torch.no_grad()
@@ -153,9 +151,7 @@ class VqganDrawer(Drawer):
         model = self.vqgan()
         _, _, h, w = self.z.shape
         tokens = torch.randint(model.codebook.shape[0], (1, h, w), generator=generator)  # (1, h, w)
-        self.z.copy_(model.tokens_to_latent(tokens.to(self.z.device)))
-        for grid in self.coarse:
-            grid.zero_()
+        self._start_at(model.tokens_to_latent(tokens.to(self.z.device)))
 
     @torch.no_grad()
     def init_from_prior(self, caption: str, generator: torch.Generator) -> None:
@@ -169,6 +165,10 @@ class VqganDrawer(Drawer):
         if latent.shape[-2:] != self.z.shape[-2:]:
             self.init_from_image(model.decode(latent).add(1).div(2).clamp(0, 1))
             return
+        self._start_at(latent)
+
+    def _start_at(self, latent: torch.Tensor) -> None:
+        """``z`` = ``latent`` (1, D, h, w), the coarser grids zero: the pyramid's sum is ``latent``."""
         self.z.copy_(latent)
         for grid in self.coarse:
             grid.zero_()

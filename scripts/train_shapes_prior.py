@@ -66,13 +66,14 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     g = torch.Generator().manual_seed(args.seed)
     vqgan = load_vqgan(*vqgan_paths())
-    model = ShapesPrior(n_codes=vqgan.codebook.shape[0], code_dim=vqgan.codebook.shape[1])
-    model.vqgan_codes.copy_(fingerprint(vqgan.codebook))
     if args.init_weights:
         try:  # refuses a prior of another VQGAN
             model = prior_for(str(args.init_weights), vqgan.codebook).train()
         except PixgenError as exc:
             raise SystemExit(f"--init-weights: {exc}") from None
+    else:
+        model = ShapesPrior(n_codes=vqgan.codebook.shape[0], code_dim=vqgan.codebook.shape[1])
+        model.vqgan_codes.copy_(fingerprint(vqgan.codebook))
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
     start, done = time.time(), 0
     for step, _, bar in scheduled_steps(opt, args, "prior"):
