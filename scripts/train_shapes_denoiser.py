@@ -24,22 +24,25 @@ import torch
 from pixgen.checkpoints import load_checkpoint_state
 from pixgen.shapes.denoiser import ShapesDenoiser, caption_tokens, corrupt
 from pixgen.shapes.models import assets_dir
+from pixgen.shapes.oracle import check
 from pixgen.shapes.perturb import perturb_scene
-from pixgen.shapes.render import random_batch, render_scenes
+from pixgen.shapes.render import random_batch, render_caption, render_scenes
 from pixgen.shapes.sample import rng_from, sample_scene, sample_spec
 from pixgen.shapes.training import base_parser, scheduled_steps
-from pixgen.shapes.world import spec_caption
+from pixgen.shapes.world import DEMO_CAPTIONS, spec_caption
 
 FIX_WEIGHT = 5.0  # loss weight of the pixels a conditioned model must change to follow the caption
 
 
-def training_batch(n: int, g: torch.Generator, tokenizer: Any = None) -> tuple[Any, ...]:
-    """``(damaged, clean, tokens, weight)``: damaged scenes, their clean originals, and for a conditioned model
-    (with a ``tokenizer``) the captions' tokens and a per-pixel loss weight that is ``FIX_WEIGHT`` where the
-    near miss contradicts the caption (else ``None`` and 1)."""
+def training_batch(n: int, g: torch.Generator, tokenizer: Any = None, clean_share: float = 0.0) -> tuple[Any, ...]:
+    """``(damaged, clean, tokens, weight)``: damaged scenes (the first ``clean_share`` of an unconditioned batch
+    left clean), their clean originals, and for a conditioned model (with a ``tokenizer``) the captions'
+    tokens and a per-pixel loss weight that is ``FIX_WEIGHT`` where the near miss contradicts the caption
+    (else ``None`` and 1)."""
     if tokenizer is None:
         clean, _, _ = random_batch(n, 64, g)
-        return corrupt(clean, g), clean, None, 1.0
+        kept = round(n * clean_share)
+        return torch.cat([clean[:kept], corrupt(clean[kept:], g)]), clean, None, 1.0
     rng = rng_from(g)
     specs = [sample_spec(rng) for _ in range(n)]
     scenes = [sample_scene(spec, rng) for spec in specs]
@@ -51,6 +54,21 @@ def training_batch(n: int, g: torch.Generator, tokenizer: Any = None) -> tuple[A
     return corrupt(near_img, g), clean, tokenizer(captions), weight
 
 
+def vqgan_round_trip() -> Any:
+    """Images (N, 3, 64, 64) in [0, 1] -> their shipped-VQGAN reconstruction (encode, nearest codes, decode)."""
+    from pixgen.shapes.models import vqgan_paths
+    from pixgen.taming_loader import load_vqgan
+
+    vqgan = load_vqgan(*vqgan_paths())
+
+    @torch.no_grad()
+    def apply(images: torch.Tensor) -> torch.Tensor:
+        latent = vqgan.tokens_to_latent(vqgan.nearest_codes(vqgan.encode(images * 2 - 1)))
+        return vqgan.decode(latent).add(1).div(2).clamp(0, 1)
+
+    return apply
+
+
 def report(model: ShapesDenoiser, seed: int, tokenizer: Any = None) -> dict:
     """Held-out mean absolute error of the damaged input and of the denoised output against the clean scenes."""
     g = torch.Generator().manual_seed(10_000 + seed)
@@ -59,7 +77,21 @@ def report(model: ShapesDenoiser, seed: int, tokenizer: Any = None) -> dict:
         out = torch.cat([model(damaged[i : i + 64], None if tokens is None else tokens[i : i + 64])
                          for i in range(0, 256, 64)])
     return {"mae_input": round((damaged - clean).abs().mean().item(), 4),
-            "mae_output": round((out - clean).abs().mean().item(), 4)}
+            "mae_output": round((out - clean).abs().mean().item(), 4), **fixed_points(model, tokenizer)}
+
+
+@torch.no_grad()
+def fixed_points(model: ShapesDenoiser, tokenizer: Any = None, per_caption: int = 4, times: int = 3) -> dict:
+    """How many true scenes of the demo captions the oracle still passes after the model denoised them
+    ``times`` times in a row (under ``--loss denoise`` a render is pulled towards its denoised self again and
+    again, so true scenes should be fixed points)."""
+    captions = [c for c in DEMO_CAPTIONS for _ in range(per_caption)]
+    images = torch.cat([render_caption(c, 64, torch.Generator().manual_seed(i)) for i, c in enumerate(captions)])
+    tokens = tokenizer(captions) if tokenizer is not None else None
+    for _ in range(times):
+        images = model(images, tokens)
+    passed = sum(check(img, cap).passed for img, cap in zip(images, captions, strict=True))
+    return {f"true_scenes_kept_{times}x": f"{passed}/{len(captions)}"}
 
 
 def start_from(model: ShapesDenoiser, path: Path) -> None:
@@ -79,6 +111,13 @@ def main() -> None:
     parser = base_parser(__doc__, steps=3000, batch=32, lr=2e-3, out=assets_dir())
     parser.add_argument("--conditioned", action="store_true", help="read the caption (see above)")
     parser.add_argument("--init-weights", type=Path, help="start from this denoiser (e.g. an unconditioned one)")
+    parser.add_argument("--clean-share", type=float, default=0.0,
+                        help="share of (unconditioned) inputs left undamaged: a true scene must come back as it is")
+    parser.add_argument("--vqgan-share", type=float, default=0.0,
+                        help="share of inputs passed through the shipped VQGAN first, as generation's renders are")
+    parser.add_argument("--self-weight", type=float, default=0.0,
+                        help="weight of the loss on denoising the model's own output again (true scenes become "
+                             "fixed points, so that --loss denoise does not drift)")
     args = parser.parse_args()
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
@@ -88,11 +127,18 @@ def main() -> None:
     if args.init_weights:
         start_from(model, args.init_weights)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
+    round_trip = vqgan_round_trip() if args.vqgan_share else None
     start, done = time.time(), 0
     for step, _, bar in scheduled_steps(opt, args, "denoiser"):
-        damaged, clean, tokens, weight = training_batch(args.batch, g, tokenizer)
+        damaged, clean, tokens, weight = training_batch(args.batch, g, tokenizer, args.clean_share)
+        if round_trip is not None:
+            picked = torch.rand(len(damaged), generator=g) < args.vqgan_share
+            damaged = torch.where(picked.view(-1, 1, 1, 1), round_trip(damaged), damaged)
         out = model(damaged, tokens)
         loss = (weight * ((out - clean).abs() + (out - clean) ** 2)).mean()
+        if args.self_weight:
+            again = model(out.detach(), tokens)
+            loss = loss + args.self_weight * (weight * ((again - clean).abs() + (again - clean) ** 2)).mean()
         opt.zero_grad()
         loss.backward()
         opt.step()

@@ -81,3 +81,12 @@ def test_eval_script_rejects_an_unknown_configuration() -> None:
     done = subprocess.run([sys.executable, str(SCRIPT), "--configs", "vqgan,nope"], capture_output=True, text=True,
                           timeout=60)
     assert done.returncode != 0 and "unknown configuration(s) ['nope']" in done.stderr
+
+
+def test_true_start_begins_from_a_scene_that_the_oracle_passes() -> None:
+    module = _script_module()
+    still = {**module.settings_of("vqgan", ["iterations=1", "lr=1e-9"])}  # one step that moves nothing
+    caption = "a red circle on a blue background"
+    kept = module.run_one(("vqgan", {**still, "true_start": True}, caption, 0))
+    noise = module.run_one(("vqgan", still, caption, 0))
+    assert kept["passed"] and not noise["passed"], (kept["reasons"], noise["reasons"])

@@ -135,13 +135,16 @@ def test_denoise_loss_in_a_run(quick: dict, tmp_path) -> None:
 
 @pytest.mark.parametrize("conditioned", [False, True])
 def test_training_script_writes_weights_the_loss_loads(tmp_path, conditioned: bool) -> None:
-    start = ["--conditioned", "--init-weights", str(weights_file(tmp_path))] if conditioned else []
+    start = (["--conditioned", "--init-weights", str(weights_file(tmp_path))] if conditioned
+             else ["--clean-share", "0.5", "--vqgan-share", "0.5", "--self-weight", "1"])
     cmd = [sys.executable, str(ROOT / "scripts" / "train_shapes_denoiser.py"), "--steps", "2", "--minutes", "0",
            "--batch", "4", "--out", str(tmp_path), *start]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     report = json.loads(done.stdout[done.stdout.index("{"):])
     assert report["steps"] == 2 and report["mae_input"] > 0 and report["mae_output"] > 0
+    kept, total = map(int, report["true_scenes_kept_3x"].split("/"))
+    assert total == 48 and 0 <= kept <= total
     loss = LOSSES.get("denoise")(denoiser=str(tmp_path / "shapes_denoiser.pt"))
     loss.setup()
     assert loss.model.conditioned == conditioned

@@ -85,6 +85,9 @@ def test_a_saved_prior_loads_and_other_files_are_clear_errors(tmp_path) -> None:
     loaded = load_prior(tmp_path / "prior.pt")
     text, codes = caption_tokens(["a red circle"]), torch.zeros(1, 16, dtype=torch.long)
     assert torch.allclose(loaded(text, codes), model.half().float()(text, codes), atol=1e-4)
+    with_kinds = ShapesPrior(n_codes=N_CODES, grid=4, width=32, depth=2, heads=2, kinds=4)  # a training aid
+    save_prior(with_kinds, tmp_path / "kinds.pt")
+    assert load_prior(tmp_path / "kinds.pt").kind_head.out_features == 4 and loaded.kind_head is None
     torch.save({"weights": torch.zeros(3)}, tmp_path / "other.pt")
     (tmp_path / "junk.pt").write_bytes(b"not a torch file")
     with pytest.raises(PixgenError, match="not a shapes code prior \\(KeyError.*train_shapes_prior"):
@@ -159,12 +162,12 @@ def test_an_unused_prior_and_a_prompt_without_caption_are_named(vqgan, tmp_path,
 
 def test_the_training_script_writes_a_prior_that_loads(tmp_path) -> None:
     out = subprocess.run([sys.executable, str(ROOT / "scripts/train_shapes_prior.py"), "--steps", "2", "--batch",
-                          "4", "--minutes", "0", "--out", str(tmp_path)], capture_output=True, text=True,
-                         cwd=ROOT, timeout=300)
+                          "4", "--minutes", "0", "--kind-weight", "1", "--out",
+                          str(tmp_path)], capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert '"demo_samples_pass"' in out.stdout and '"heldout_ce"' in out.stdout
     from pixgen.shapes.models import vqgan_paths
     from pixgen.shapes.prior import prior_for
 
     model = prior_for(str(tmp_path / "shapes_prior.pt"), load_vqgan(*vqgan_paths()).codebook)  # its VQGAN's
-    assert model.n_codes == 512 and model.grid == 16 and TEXT_LEN == 16
+    assert model.n_codes == 512 and model.grid == 16 and TEXT_LEN == 16 and model.kind_head.out_features == 4

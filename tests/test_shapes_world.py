@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from pixgen.errors import PixgenError
-from pixgen.shapes.render import palette_tensor, render_caption, render_scenes
+from pixgen.shapes.render import cell_kinds, palette_tensor, render_caption, render_scenes
 from pixgen.shapes.sample import clutter_scene, mutate_spec, rng_from, sample_batch, sample_scene, sample_spec
 from pixgen.shapes.world import (
     PALETTE,
@@ -161,6 +161,19 @@ def test_triangle_centroid_is_the_scene_position() -> None:
     grid = (torch.arange(256) + 0.5) / 256
     cy, cx = (w.sum(1) * grid).sum() / w.sum(), (w.sum(0) * grid).sum() / w.sum()
     assert abs(cx - 0.4) < 0.005 and abs(cy - 0.6) < 0.005
+
+
+def test_cell_kinds_name_the_shape_covering_each_cell() -> None:
+    # a square over [0.25, 0.75] (cells 4..11 of 16), and a circle drawn over its top-left corner
+    square = Shape("square", "red", 0.5, 0.5, 0.25)
+    kinds = cell_kinds([Scene("white", (square,)), Scene("white", (square, Shape("circle", "blue", 0.3, 0.3, 0.1)))],
+                       16)
+    assert kinds.shape == (2, 16, 16) and kinds.dtype == torch.long
+    inside = torch.zeros(16, 16, dtype=torch.bool)
+    inside[4:12, 4:12] = True
+    assert (kinds[0][inside] == 2).all() and (kinds[0][~inside] == 0).all()  # 1 + "square"'s id, else background
+    assert kinds[1][4, 4] == 1 and kinds[1][10, 10] == 2  # the circle is on top where they overlap
+    assert (kinds[1][~inside] == 0).sum() < (~inside).sum()  # the circle reaches past the square's edge
 
 
 def test_render_caption_is_seedable() -> None:

@@ -53,7 +53,7 @@ class ShapesPrior(nn.Module):
     """Caption tokens (N, TEXT_LEN) and codes (N, grid²) -> logits (N, grid², n_codes) of each next code."""
 
     def __init__(self, n_codes: int = 512, grid: int = 16, vocab: int = 755, width: int = 128, depth: int = 4,
-                 heads: int = 4, code_dim: int = 16) -> None:
+                 heads: int = 4, code_dim: int = 16, kinds: int = 0) -> None:
         super().__init__()
         if width % heads:
             raise ValueError(f"width {width} is not a multiple of heads {heads}")
@@ -64,6 +64,8 @@ class ShapesPrior(nn.Module):
         self.rows, self.cols = (nn.Parameter(torch.randn(grid, 1, width) * 0.02) for _ in range(2))
         self.blocks = nn.ModuleList(Block(width, heads) for _ in range(depth))
         self.norm, self.head = nn.LayerNorm(width), nn.Linear(width, n_codes)
+        #: training aid (``kinds`` > 0): names the kind of shape (or background) each next code's cell shows
+        self.kind_head = nn.Linear(width, kinds) if kinds else None
         self.register_buffer("heads", torch.tensor(heads))  # saved with the weights: the rest shows in shapes
         #: the first code vectors of the VQGAN it was trained for (``fingerprint``): a prior fits that VQGAN only
         self.register_buffer("vqgan_codes", torch.zeros(FINGERPRINT, code_dim))
@@ -81,13 +83,17 @@ class ShapesPrior(nn.Module):
 
     def forward(self, text: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
         """Teacher-forced logits: position i predicts ``codes[:, i]`` from the caption and ``codes[:, :i]``."""
+        return self.head(self.hidden(text, codes))
+
+    def hidden(self, text: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
+        """(N, grid², width) teacher-forced features from which the heads predict each next code."""
         start = torch.full_like(codes[:, :1], self.n_codes)
         x = torch.cat([self.text(text[:, :TEXT_LEN]), self.code(torch.cat([start, codes[:, :-1]], 1))], 1)
         x = x + self.positions()[: x.shape[1]]
         mask = self.mask(x.shape[1], x.device)
         for block in self.blocks:
             x = block(x, mask)
-        return self.head(self.norm(x[:, TEXT_LEN:]))
+        return self.norm(x[:, TEXT_LEN:])
 
     def draw(self, caption: str, generator: torch.Generator | None = None) -> torch.Tensor:
         """One code grid (1, grid, grid) for ``caption`` ("" for any scene), with the default guidance."""
@@ -170,7 +176,8 @@ def config_of(state: dict[str, torch.Tensor]) -> dict[str, int]:
     return {"n_codes": state["head.weight"].shape[0], "grid": state["rows"].shape[0],
             "vocab": state["text.weight"].shape[0], "width": width, "heads": int(state["heads"]),
             "depth": len({k.split(".")[1] for k in state if k.startswith("blocks.")}),
-            "code_dim": state["vqgan_codes"].shape[1]}
+            "code_dim": state["vqgan_codes"].shape[1],
+            "kinds": state["kind_head.weight"].shape[0] if "kind_head.weight" in state else 0}
 
 
 def load_prior(path: Path, device: Any = "cpu") -> ShapesPrior:

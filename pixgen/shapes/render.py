@@ -68,6 +68,23 @@ def render_scenes(scenes: list[Scene], size: int = 64, device: torch.device | st
     return img.clamp(0, 1)
 
 
+def cell_kinds(scenes: list[Scene], grid: int, size: int = 64, cover: float = 0.1) -> torch.Tensor:
+    """(B, grid, grid) long: per cell of a ``grid``×``grid`` split of the ``size``-pixel render, 1 + the shape id
+    (``SHAPES`` order) of the shape that covers most of it, or 0 where no shape covers ``cover`` of the cell."""
+    p = _pack(scenes, None)
+    coords = (torch.arange(size, dtype=torch.float32) + 0.5) / size
+    view = (len(scenes), MAX_OBJECTS, 1, 1)
+    dx, dy = coords.view(1, 1, 1, size) - p["cx"].view(view), coords.view(1, 1, size, 1) - p["cy"].view(view)
+    alpha = (0.5 - _sdf(p["shape"].view(view), dx, dy, p["r"].view(view)) * size).clamp(0, 1) * p["valid"].view(view)
+    hidden = torch.ones_like(alpha[:, :1])
+    visible = torch.empty_like(alpha)
+    for k in reversed(range(MAX_OBJECTS)):  # later shapes are drawn over earlier ones
+        visible[:, k] = alpha[:, k] * hidden[:, 0]
+        hidden = hidden * (1 - alpha[:, k : k + 1])
+    coverage, which = torch.nn.functional.adaptive_avg_pool2d(visible, grid).max(1)  # (B, grid, grid)
+    return torch.where(coverage >= cover, p["shape"].gather(1, which.flatten(1)).view_as(which) + 1, 0)
+
+
 def render_caption(caption: str | Spec, size: int = 64, generator: torch.Generator | None = None) -> torch.Tensor:
     """One random scene that the caption describes, rendered to (1, 3, size, size)."""
     spec = parse_caption(caption) if isinstance(caption, str) else caption
