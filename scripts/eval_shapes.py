@@ -95,10 +95,11 @@ def run_one(job: tuple[str, dict, str, int]) -> dict:
     torch.set_num_threads(1)
     config, settings, caption, seed = job
     start = time.time()
+    settings = dict(settings)
+    true_start = settings.pop("true_start", False)
     with tempfile.TemporaryDirectory(prefix="pixgen-eval-") as tmp:
-        if settings.get("true_start"):
-            settings = {**settings, "init_image": write_true_scene(caption, seed, Path(tmp) / "scene.png")}
-        settings.pop("true_start", None)
+        if true_start:
+            settings["init_image"] = write_true_scene(caption, seed, Path(tmp) / "scene.png")
         result = pixgen.run(caption, seed=seed, save=False, progress=False, display_every=0, **settings)
     verdict = check(result.image, caption)
     return {"config": config, "caption": caption, "seed": seed, "passed": verdict.passed,
