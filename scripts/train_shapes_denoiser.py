@@ -66,8 +66,7 @@ def vqgan_round_trip() -> Any:
 
     @torch.no_grad()
     def apply(images: torch.Tensor) -> torch.Tensor:
-        latent = vqgan.tokens_to_latent(vqgan.nearest_codes(vqgan.encode(images * 2 - 1)))
-        return vqgan.decode(latent).add(1).div(2).clamp(0, 1)
+        return vqgan.decode(vqgan.quantize(vqgan.encode(images * 2 - 1))).add(1).div(2).clamp(0, 1)
 
     return apply
 

@@ -50,17 +50,22 @@ def _sdf(shape: torch.Tensor, dx: torch.Tensor, dy: torch.Tensor, r: torch.Tenso
     return torch.where(shape == 0, circle, torch.where(shape == 1, square, triangle))
 
 
+def _alphas(p: dict[str, torch.Tensor], size: int) -> torch.Tensor:
+    """(B, K, size, size) anti-aliased coverage of each packed shape (``_pack``), 0 for empty slots."""
+    coords = (torch.arange(size, dtype=torch.float32, device=p["cx"].device) + 0.5) / size  # (S,)
+    ys, xs = coords.view(1, 1, size, 1), coords.view(1, 1, 1, size)
+    view = (*p["cx"].shape, 1, 1)
+    dx, dy = xs - p["cx"].view(view), ys - p["cy"].view(view)  # (B, K, S, S) by broadcast
+    dist = _sdf(p["shape"].view(view), dx, dy, p["r"].view(view))
+    return (0.5 - dist * size).clamp(0, 1) * p["valid"].view(view)
+
+
 def render_scenes(scenes: list[Scene], size: int = 64, device: torch.device | str | None = None) -> torch.Tensor:
     """Render scenes to a (B, 3, size, size) float tensor in [0, 1], edges anti-aliased over one pixel."""
     if not scenes:
         return torch.zeros(0, 3, size, size, device=device)
     p = _pack(scenes, device)
-    coords = (torch.arange(size, dtype=torch.float32, device=device) + 0.5) / size  # (S,)
-    ys, xs = coords.view(1, 1, size, 1), coords.view(1, 1, 1, size)
-    view = (len(scenes), MAX_OBJECTS, 1, 1)
-    dx, dy = xs - p["cx"].view(view), ys - p["cy"].view(view)  # (B, K, S, S) by broadcast
-    dist = _sdf(p["shape"].view(view), dx, dy, p["r"].view(view))
-    alpha = (0.5 - dist * size).clamp(0, 1) * p["valid"].view(view)  # (B, K, S, S)
+    alpha = _alphas(p, size)  # (B, K, S, S)
     img = p["bg"].view(-1, 3, 1, 1).expand(-1, -1, size, size)  # (B, 3, S, S)
     for k in range(MAX_OBJECTS):
         a = alpha[:, k : k + 1]  # (B, 1, S, S)
@@ -72,10 +77,7 @@ def cell_kinds(scenes: list[Scene], grid: int, size: int = 64, cover: float = 0.
     """(B, grid, grid) long: per cell of a ``grid``×``grid`` split of the ``size``-pixel render, 1 + the shape id
     (``SHAPES`` order) of the shape that covers most of it, or 0 where no shape covers ``cover`` of the cell."""
     p = _pack(scenes, None)
-    coords = (torch.arange(size, dtype=torch.float32) + 0.5) / size
-    view = (len(scenes), MAX_OBJECTS, 1, 1)
-    dx, dy = coords.view(1, 1, 1, size) - p["cx"].view(view), coords.view(1, 1, size, 1) - p["cy"].view(view)
-    alpha = (0.5 - _sdf(p["shape"].view(view), dx, dy, p["r"].view(view)) * size).clamp(0, 1) * p["valid"].view(view)
+    alpha = _alphas(p, size)
     hidden = torch.ones_like(alpha[:, :1])
     visible = torch.empty_like(alpha)
     for k in reversed(range(MAX_OBJECTS)):  # later shapes are drawn over earlier ones
