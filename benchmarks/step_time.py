@@ -27,7 +27,7 @@ STANDARD = [
 
 def random_vqgan_options(folder: str) -> dict:
     """Write the imagenet_f16_16384 architecture with random weights in taming's format; the drawer options."""
-    from pixgen.taming_loader import random_model, write_taming_files
+    from pixgen.taming_arch import random_model, write_taming_files
 
     config, checkpoint = write_taming_files(random_model("imagenet_f16_16384"), folder, "imagenet_f16_16384")
     return {"vqgan_config": str(config), "vqgan_checkpoint": str(checkpoint)}

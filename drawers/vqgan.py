@@ -163,7 +163,7 @@ class VqganDrawer(Drawer):
         prior = prior_for(self.code_prior, model.codebook)
         latent = model.tokens_to_latent(prior.draw(caption, generator))  # (1, D, g, g)
         if latent.shape[-2:] != self.z.shape[-2:]:
-            self.init_from_image(model.decode(latent).add(1).div(2).clamp(0, 1))
+            self.init_from_image(model.decode_image(latent))
             return
         self._start_at(latent)
 

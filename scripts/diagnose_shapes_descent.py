@@ -66,7 +66,7 @@ def descend(way: str, lr: float, model, txt: torch.Tensor, vqgan, start: torch.T
 
     def image(share: float = 1.0) -> torch.Tensor:
         latent = z if way == "clip-continuous" else vqgan.quantize(z, share)
-        return vqgan.decode(latent).add(1).div(2).clamp(0, 1)
+        return vqgan.decode_image(latent)
 
     for step in range(args.steps):
         x = image(ramp_share(step / args.steps, 0.7) if way == "clip-ramped" else 1.0)

@@ -66,7 +66,7 @@ def vqgan_round_trip() -> Any:
 
     @torch.no_grad()
     def apply(images: torch.Tensor) -> torch.Tensor:
-        return vqgan.decode(vqgan.quantize(vqgan.encode(images * 2 - 1))).add(1).div(2).clamp(0, 1)
+        return vqgan.round_trip(images)
 
     return apply
 

@@ -67,7 +67,7 @@ def report(model: ShapesPrior, vqgan: VqganModel, seed: int, per_caption: int = 
     ce = F.cross_entropy(model(text, codes).flatten(0, 1), codes.flatten()).item()
     captions = [c for c in DEMO_CAPTIONS for _ in range(per_caption)]
     grids = model.sample_codes(caption_tokens(captions), generator=g)
-    images = vqgan.decode(vqgan.tokens_to_latent(grids)).add(1).div(2).clamp(0, 1)
+    images = vqgan.decode_image(vqgan.tokens_to_latent(grids))
     passed = [check(img, cap).passed for img, cap in zip(images, captions, strict=True)]
     return {"heldout_ce": round(ce, 3), "demo_samples_pass": f"{sum(passed)}/{len(passed)}"}
 

@@ -66,7 +66,7 @@ def test_vqgan_loads_offline_and_reconstructs_scenes() -> None:
     assert model.factor == 4 and model.codebook.shape[0] == 512
     def roundtrip(images: torch.Tensor) -> torch.Tensor:  # encode, quantize, decode; [0, 1] in and out
         with torch.no_grad():
-            return ((model.decode(model.quantize(model.encode(images * 2 - 1))) + 1) / 2).clamp(0, 1)
+            return model.round_trip(images)
 
     images, _, specs = random_batch(12, 128, torch.Generator().manual_seed(5), hard_negatives=False)
     rec = roundtrip(images)

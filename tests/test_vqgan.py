@@ -16,9 +16,9 @@ from pixgen.checkpoints import load_checkpoint_state
 from pixgen.drawers.vqgan import VqganDrawer
 from pixgen.errors import ModelUnavailableError, PixgenError
 from pixgen.noise import noise_image
+from pixgen.taming_arch import architecture
 from pixgen.taming_loader import (
     VqganModel,
-    architecture,
     build_from_files,
     clear_model_cache,
     load_vqgan,

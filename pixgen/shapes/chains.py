@@ -79,8 +79,7 @@ class DrawerChains:
 
     def images(self) -> torch.Tensor:
         """The chains' current renders (n, 3, size, size) in [0, 1] (differentiable in the grids)."""
-        out = self.vqgan.decode(self.vqgan.quantize(self.latent()))
-        return out.add(1).div(2).clamp(0, 1)
+        return self.vqgan.decode_image(self.vqgan.quantize(self.latent()))
 
     def advance(self, model, tokenizer, views) -> torch.Tensor:
         """Restart finished chains, run ``steps`` generation steps on the others with ``model`` in eval mode,
