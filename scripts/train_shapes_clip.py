@@ -63,6 +63,7 @@ from pixgen.shapes.clip_training import (
     gradient_alignment,
     normalise,
     scene_corrupt,
+    shape_twins,
     single_shapes,
     soft_clip_loss,
     soft_targets,
@@ -85,6 +86,8 @@ def parse_args() -> argparse.Namespace:
     p = base_parser(__doc__, steps=1500, batch=128, lr=2e-3, out=clip_config_path().parent)
     p.add_argument("--eval-size", type=int, default=512)
     p.add_argument("--clutter", type=int, default=24, help="uncaptioned several-same-colour scenes per batch")
+    p.add_argument("--shape-twins", type=int, default=0,
+                   help="scenes per batch repeated with one shape's kind swapped, captioned to match (0: off)")
     p.add_argument("--text-negatives", type=int, default=2, help="extra one-attribute caption variants per image")
     p.add_argument("--zoom-fraction", type=float, default=0.1, help="share of zoom cuts among training views")
     p.add_argument("--clean-fraction", type=float, default=0.3, help="share of plain whole-image views")
@@ -128,9 +131,13 @@ def parse_args() -> argparse.Namespace:
         p.error(f"--chain-levels {args.chain_levels} must be between 1 and 5 (a 16x16 latent and its coarser grids)")
     if args.chain_repair > 0 and args.chains <= 0:
         p.error("--chain-repair needs chains to repair: add --chains N")
-    if not 0 <= args.align <= args.batch - args.clutter - args.chains:
+    random_scenes = args.batch - args.clutter - args.chains - args.shape_twins
+    if not 0 <= args.shape_twins <= random_scenes:
+        p.error(f"--shape-twins {args.shape_twins} must be between 0 and the random scenes they repeat "
+                "(at most half of --batch - --clutter - --chains)")
+    if not 0 <= args.align <= random_scenes:
         p.error(f"--align {args.align} must be between 0 and the captioned scenes per batch "
-                f"(--batch - --clutter - --chains = {args.batch - args.clutter - args.chains})")
+                f"(--batch - --clutter - --chains - --shape-twins = {random_scenes})")
     for path in (args.config, args.init_weights):
         if path and not path.is_file():
             p.error(f"{path} does not exist")
@@ -273,10 +280,14 @@ def make_chains(args: argparse.Namespace, gen: torch.Generator) -> tuple | None:
 
 def real_batch(args: argparse.Namespace, gen: torch.Generator, chains: tuple | None, model, tokenizer):
     """One step's scenes: ``(images, scenes, specs, negatives, dreams)``; random scenes (half of them
-    one-attribute variants of the other half), clutter scenes and, with chains, a true scene per chain caption
-    (first), the chain images the oracle rejects (64 px negatives) and all chain images."""
+    one-attribute variants of the other half), their ``--shape-twins``, clutter scenes and, with chains, a true
+    scene per chain caption (first), the chain images the oracle rejects (64 px negatives) and all chain images."""
     n_chain = args.chains if chains is not None else 0
-    images, scenes, specs = random_batch(args.batch - args.clutter - n_chain, RENDER_SIZE, gen)
+    images, scenes, specs = random_batch(args.batch - args.clutter - n_chain - args.shape_twins, RENDER_SIZE, gen)
+    if args.shape_twins > 0:  # off: no draws, so the runs made before twins existed stay repeatable
+        twins, twin_specs = shape_twins(scenes, specs, args.shape_twins, rng_from(gen))
+        images = torch.cat([images, render_scenes(twins, RENDER_SIZE)])
+        scenes, specs = scenes + twins, specs + twin_specs
     extra = clutter_scenes(args.clutter, gen)
     scenes, images = scenes + extra, torch.cat([images, render_scenes(extra, RENDER_SIZE)])
     negatives = dreams = torch.zeros(0, 3, 64, 64)
@@ -323,7 +334,7 @@ def main() -> None:
                                               "clean_fraction", "aux_weight", "shape_warmup", "dreams", "stray",
                                               "dream_steps", "chains", "chain_steps", "chain_levels", "chain_repair",
                                               "adv_eps", "adv_steps", "align", "align_weight", "near_miss",
-                                              "robust_after")}
+                                              "robust_after", "shape_twins")}
     report.update(hard_negatives_by_kind(model, tokenizer, args.seed, args.eval_size))
     report.update(gradient_alignment_report(model, tokenizer, args.seed, min(args.eval_size, 128)))
     path = save(model, args.out, args.name, args.config, {**options, "steps": steps, **report})

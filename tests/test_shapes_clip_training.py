@@ -19,11 +19,13 @@ from pixgen.shapes.clip_training import (
     gradient_alignment,
     normalise,
     scene_corrupt,
+    shape_twins,
     soft_clip_loss,
     soft_targets,
     stray_colours,
 )
-from pixgen.shapes.world import Scene, Shape, parse_caption
+from pixgen.shapes.sample import rng_from, sample_batch
+from pixgen.shapes.world import Scene, Shape, describes, parse_caption
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENE = Scene("blue", (Shape("circle", "red", 0.3, 0.5, 0.1), Shape("square", "yellow", 0.7, 0.5, 0.1)))
@@ -147,6 +149,22 @@ class _Flat(torch.nn.Module):
         return self.scale * x.flatten(1)
 
 
+def test_shape_twins_swap_one_shape_kind_and_their_captions_tell_them_apart() -> None:
+    scenes, specs = sample_batch(40, torch.Generator().manual_seed(0))
+    twins, twin_specs = shape_twins(scenes, specs, 30, rng_from(torch.Generator().manual_seed(1)))
+    assert 25 <= len(twins) <= 30  # a twin its changed caption does not describe is skipped
+
+    def placed(scene: Scene) -> tuple:
+        return tuple((o.colour, o.cx, o.cy, o.r) for o in scene.objects)
+
+    by_objects = {placed(s): (s, sp) for s, sp in zip(scenes, specs, strict=True)}
+    for twin, twin_spec in zip(twins, twin_specs, strict=True):
+        scene, spec = by_objects[placed(twin)]
+        kinds = [(a.shape, b.shape) for a, b in zip(scene.objects, twin.objects, strict=True) if a.shape != b.shape]
+        assert len(kinds) == 1 and twin.background == scene.background  # one shape's kind, nothing else
+        assert describes(twin_spec, twin) and not describes(spec, twin) and not describes(twin_spec, scene)
+
+
 def test_gradient_alignment_is_high_when_the_score_points_back_to_the_scene() -> None:
     gen = torch.Generator().manual_seed(1)
     clean = torch.rand(4, 3, 8, 8, generator=gen)
@@ -180,7 +198,7 @@ def test_training_script_trains_the_region_tower(tmp_path) -> None:
     config = ROOT / "scripts" / "configs" / "shapes_clip_regions.json"
     cmd = [sys.executable, str(ROOT / "scripts" / "train_shapes_clip.py"), "--config", str(config), "--steps", "2",
            "--shape-warmup", "2", "--minutes", "0", "--batch", "24", "--clutter", "4", "--stray", "4", "--dreams",
-           "2", "--eval-size", "32", "--name", "regions", "--out", str(tmp_path)]
+           "2", "--shape-twins", "6", "--eval-size", "32", "--name", "regions", "--out", str(tmp_path)]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     report = json.loads(done.stdout[done.stdout.index("{"):])

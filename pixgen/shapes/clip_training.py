@@ -2,6 +2,7 @@
 
 - soft targets: caption j is true for image i whenever it describes image i's scene;
 - clutter scenes and one-attribute text negatives: what no caption of the batch describes;
+- shape twins: a scene again with one shape's kind swapped and nothing else, captioned to match (minimal pairs);
 - a content loss: a linear head on the image embedding names the coloured shapes and where they are;
 - dream negatives: images the current model rates highly without being scenes, as a run's first steps make;
 - adversarial views: images moved within an L2 radius to raise the contrastive loss;
@@ -48,6 +49,22 @@ def text_negatives(specs: list, per_spec: int, gen: torch.Generator) -> list:
             if other is not None:
                 out.append(other)
     return out
+
+
+def shape_twins(scenes: list, specs: list, n: int, rng) -> tuple[list, list]:
+    """Up to ``n`` minimal pairs: the first scenes again with one shape's kind swapped (same colour, place and
+    size), each with its spec changed the same way; a twin its changed spec does not describe is skipped."""
+    twins, twin_specs = [], []
+    for scene, spec in zip(scenes[:n], specs[:n], strict=True):
+        i = rng.randrange(len(scene.objects))
+        kind = rng.choice([k for k in SHAPES if k != scene.objects[i].shape])
+        objects, wanted = list(scene.objects), list(spec.objects)
+        objects[i], wanted[i] = replace(objects[i], shape=kind), replace(wanted[i], shape=kind)
+        twin, twin_spec = replace(scene, objects=tuple(objects)), replace(spec, objects=tuple(wanted))
+        if describes(twin_spec, twin):
+            twins.append(twin)
+            twin_specs.append(twin_spec)
+    return twins, twin_specs
 
 
 def single_shapes(n: int, rng) -> tuple[list, torch.Tensor]:
