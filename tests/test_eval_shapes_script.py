@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from PIL import Image
+from script_loader import load_script
 
 SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "eval_shapes.py"
 
@@ -26,22 +27,13 @@ def test_eval_script_prints_the_table_and_writes_sheet_and_verdicts(tmp_path: Pa
     assert Image.open(sheet).size == (330 + 2 * 104, 24 + 104)
 
 
-def _script_module():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("eval_shapes", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_vector_palette_configuration_renders_only_shapes_palette_colours() -> None:
     import numpy as np
 
     import pixgen
     from pixgen.shapes.world import PALETTE
 
-    settings = _script_module().settings_of("vector-palette", ["iterations=2"])
+    settings = load_script("eval_shapes").settings_of("vector-palette", ["iterations=2"])
     result = pixgen.run("a red circle", seed=0, save=False, progress=False, display_every=0, **settings)
     colours = {tuple(int(v) for v in px) for px in np.asarray(result.image).reshape(-1, 3)}
     assert colours <= set(PALETTE.values())
@@ -54,7 +46,7 @@ def test_vector_choice_configuration_draws_opaque_palette_paths() -> None:
     import pixgen
     from pixgen.shapes.world import PALETTE
 
-    settings = _script_module().settings_of("vector-choice", ["iterations=2"])
+    settings = load_script("eval_shapes").settings_of("vector-choice", ["iterations=2"])
     result = pixgen.run("a red circle on a blue background", seed=0, save=False, progress=False, display_every=0,
                         **settings)
     pixels = np.asarray(result.image.convert("RGB")).reshape(-1, 1, 3).astype(int)
@@ -67,7 +59,7 @@ def test_failed_checks_are_sorted_by_the_oracles_reasons() -> None:
 
     from pixgen.shapes import check, render_caption
 
-    module = _script_module()
+    module = load_script("eval_shapes")
     scene = render_caption("a red circle on a blue background", size=64, generator=torch.Generator().manual_seed(0))
     kinds = {module.check_kind(r) for r in check(scene, "a green circle on a white background").reasons}
     assert kinds == {"background", "shape"}
@@ -84,7 +76,7 @@ def test_eval_script_rejects_an_unknown_configuration() -> None:
 
 
 def test_true_start_begins_from_a_scene_that_the_oracle_passes() -> None:
-    module = _script_module()
+    module = load_script("eval_shapes")
     still = {**module.settings_of("vqgan", ["iterations=1", "lr=1e-9"])}  # one step that moves nothing
     caption = "a red circle on a blue background"
     kept = module.run_one(("vqgan", {**still, "true_start": True}, caption, 0))

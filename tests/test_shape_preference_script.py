@@ -2,28 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import torch
+from script_loader import load_script
 
 from pixgen.shapes.render import render_scenes
 from pixgen.shapes.world import Scene, Shape
 
-SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "shape_preference.py"
-
-
-def _script_module():
-    spec = importlib.util.spec_from_file_location("shape_preference", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
 
 def test_swaps_change_one_shape_kind_and_nothing_else() -> None:
     scene = Scene("white", (Shape("square", "red", 0.3, 0.5, 0.15), Shape("circle", "blue", 0.7, 0.5, 0.1)))
-    swaps = _script_module().shape_swaps(scene)
+    swaps = load_script("shape_preference").shape_swaps(scene)
     assert [name for _, name in swaps] == ["square->circle", "square->triangle", "circle->square", "circle->triangle"]
     for variant, name in swaps:
         changed = [(a, b) for a, b in zip(scene.objects, variant.objects, strict=True) if a != b]
@@ -34,7 +25,7 @@ def test_swaps_change_one_shape_kind_and_nothing_else() -> None:
 
 
 def test_measures_the_shipped_clip_with_the_same_cutouts_for_every_variant(tmp_path: Path, capsys) -> None:
-    module = _script_module()
+    module = load_script("shape_preference")
     out = tmp_path / "pref.json"
     results = module.main(["--scenes", "1", "--reps", "1", "--json", str(out)])
     res = results["shapes"]
