@@ -56,10 +56,11 @@ def loss_of(run: Run, key: str, images: torch.Tensor, caption: str, reps: int) -
     """Mean distance of each image (N, 3, S, S) to ``caption`` under perceptor ``key``, same cutouts for all."""
     perceptor, _ = run.perceptors[key]
     cutouts, target = run.cutouts[perceptor.input_size], perceptor.encode_text([caption])
+    torch.manual_seed(0)  # the same cutouts for every call
+    params = [cutouts(images[:1])[1] for _ in range(reps)]
     out = []
     for image in images:
-        torch.manual_seed(0)
-        cuts = [cutouts(image[None])[0] for _ in range(reps)]
+        cuts = [cutouts.replay(image[None], p) for p in params]
         out.append(torch.cat([spherical_dist(perceptor.encode_image(c), target) for c in cuts]).mean())
     return torch.stack(out)
 
