@@ -10,9 +10,9 @@ kind, a stray copy, a wrong background), so it learns to fix what the caption co
 free prompt. ``--init-weights`` starts from a trained denoiser (an unconditioned one gets new caption layers).
 ``--clean-share``, ``--vqgan-share`` and ``--self-weight`` (experimental) train true scenes to be fixed points:
 undamaged inputs, inputs through the shipped VQGAN (as generation's renders are), and the model's own output
-denoised again. Prints the held-out mean absolute error of the damaged and of the denoised scenes and how many
-demo scenes survive three denoisings (``true_scenes_kept_3x``); writes
-``shapes_denoiser.pt`` (fp16 state dict), which ``--loss denoise`` loads.
+denoised again; ``--fixed-point-after F`` starts them after the fraction F of the run. Prints the held-out mean
+absolute error of the damaged and of the denoised scenes and how many demo scenes survive three denoisings
+(``true_scenes_kept_3x``); writes ``shapes_denoiser.pt`` (fp16 state dict), which ``--loss denoise`` loads.
 """
 
 from __future__ import annotations
@@ -121,6 +121,9 @@ def parse_args() -> Any:
     parser.add_argument("--self-weight", type=float, default=0.0,
                         help="weight of the loss on denoising the model's own output again (true scenes become "
                              "fixed points, so that --loss denoise does not drift)")
+    parser.add_argument("--fixed-point-after", type=float, default=0.0,
+                        help="--clean-share, --vqgan-share and --self-weight start only after this fraction of the "
+                             "run (0: from the start), so that one run first learns to denoise, then to keep scenes")
     args = parser.parse_args()
     if not (0 <= args.clean_share <= 1 and 0 <= args.vqgan_share <= 1):
         parser.error("--clean-share and --vqgan-share are shares of the batch, between 0 and 1")
@@ -130,9 +133,11 @@ def parse_args() -> Any:
     return args
 
 
-def step_loss(model: ShapesDenoiser, batch: tuple, args: Any, round_trip: Any, g: torch.Generator) -> torch.Tensor:
-    """The loss of one batch: weighted L1 + MSE of the denoised scenes (and, with ``--self-weight``, of the
-    model's own output denoised again) to the clean ones; ``--vqgan-share`` of the inputs go through the VQGAN."""
+def step_loss(model: ShapesDenoiser, batch: tuple, args: Any, round_trip: Any, g: torch.Generator,
+              fixed_point: bool = True) -> torch.Tensor:
+    """The loss of one batch: weighted L1 + MSE of the denoised scenes (and, with ``--self-weight`` and
+    ``fixed_point``, of the model's own output denoised again) to the clean ones; ``--vqgan-share`` of the inputs
+    go through ``round_trip`` (the VQGAN; None: none)."""
     damaged, clean, tokens, weight = batch
     if round_trip is not None:
         picked = torch.rand(len(damaged), generator=g) < args.vqgan_share
@@ -143,7 +148,7 @@ def step_loss(model: ShapesDenoiser, batch: tuple, args: Any, round_trip: Any, g
 
     out = model(damaged, tokens)
     loss = error(out)
-    return loss + args.self_weight * error(model(out.detach(), tokens)) if args.self_weight else loss
+    return loss + args.self_weight * error(model(out.detach(), tokens)) if args.self_weight and fixed_point else loss
 
 
 def main() -> None:
@@ -158,8 +163,10 @@ def main() -> None:
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     round_trip = vqgan_round_trip() if args.vqgan_share else None
     start, done = time.time(), 0
-    for step, _, bar in scheduled_steps(opt, args, "denoiser"):
-        loss = step_loss(model, training_batch(args.batch, g, tokenizer, args.clean_share), args, round_trip, g)
+    for step, t, bar in scheduled_steps(opt, args, "denoiser"):
+        fixed = t >= args.fixed_point_after
+        batch = training_batch(args.batch, g, tokenizer, args.clean_share if fixed else 0.0)
+        loss = step_loss(model, batch, args, round_trip if fixed else None, g, fixed)
         opt.zero_grad()
         loss.backward()
         opt.step()

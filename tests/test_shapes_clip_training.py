@@ -198,7 +198,8 @@ def test_training_script_trains_the_region_tower(tmp_path) -> None:
     config = ROOT / "scripts" / "configs" / "shapes_clip_regions.json"
     cmd = [sys.executable, str(ROOT / "scripts" / "train_shapes_clip.py"), "--config", str(config), "--steps", "2",
            "--shape-warmup", "2", "--minutes", "0", "--batch", "24", "--clutter", "4", "--stray", "4", "--dreams",
-           "2", "--shape-twins", "6", "--eval-size", "32", "--name", "regions", "--out", str(tmp_path)]
+           "2", "--shape-twins", "6", "--twins-after", "0.5", "--eval-size", "32", "--name", "regions", "--out",
+           str(tmp_path)]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     report = json.loads(done.stdout[done.stdout.index("{"):])

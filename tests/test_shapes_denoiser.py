@@ -136,7 +136,8 @@ def test_denoise_loss_in_a_run(quick: dict, tmp_path) -> None:
 @pytest.mark.parametrize("conditioned", [False, True])
 def test_training_script_writes_weights_the_loss_loads(tmp_path, conditioned: bool) -> None:
     start = (["--conditioned", "--init-weights", str(weights_file(tmp_path))] if conditioned
-             else ["--clean-share", "0.5", "--vqgan-share", "0.5", "--self-weight", "1"])
+             else ["--clean-share", "0.5", "--vqgan-share", "0.5", "--self-weight", "1",
+                   "--fixed-point-after", "0.5"])  # step 0 plain, step 1 with the fixed-point terms
     cmd = [sys.executable, str(ROOT / "scripts" / "train_shapes_denoiser.py"), "--steps", "2", "--minutes", "0",
            "--batch", "4", "--out", str(tmp_path), *start]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
