@@ -36,7 +36,7 @@ class ModelEntry:
     """A named model: its files by role (``config``/``checkpoint`` for VQGAN, ``weights`` for CLIP)."""
 
     name: str
-    kind: str  # "vqgan", "clip" or "denoiser"
+    kind: str  # "vqgan", "clip", "denoiser" or "prior"
     files: dict[str, WeightFile]
     description: str = ""
     packaged: bool = False  # the files ship inside the pixgen package and are never downloaded
@@ -119,14 +119,20 @@ def _vqgan_entries() -> list[ModelEntry]:
 
 
 def _packaged_shapes_entries() -> list[ModelEntry]:
-    """The shapes CLIP (``--clip shapes``) and denoiser (``--loss denoise``), listed beside the shapes VQGAN."""
+    """The shapes CLIPs (``--clip shapes``, ``--clip shapes_cnn``), denoiser (``--loss denoise``) and code prior
+    (``--code-prior shapes``), listed beside the shapes VQGAN."""
     clip = {"config": WeightFile("shapes_clip.json"), "weights": WeightFile("shapes_clip.safetensors"),
             "vocabulary": WeightFile("shapes_bpe.txt.gz")}
     return [
         ModelEntry(name="shapes_clip", kind="clip", files=clip, packaged=True,
                    description="64 px ViT CLIP of the shapes world (--clip shapes); ships with pixgen"),
+        ModelEntry(name="shapes_cnn", kind="clip", files={"config": WeightFile("shapes_cnn.json"),
+                                                         "weights": WeightFile("shapes_cnn.safetensors")},
+                   packaged=True, description="64 px CNN CLIP of the shapes world (--clip shapes_cnn); ships"),
         ModelEntry(name="shapes_denoiser", kind="denoiser", files={"weights": WeightFile("shapes_denoiser.pt")},
                    packaged=True, description="shapes scene denoiser (--loss denoise); ships with pixgen"),
+        ModelEntry(name="shapes_prior", kind="prior", files={"weights": WeightFile("shapes_prior.pt")},
+                   packaged=True, description="shapes VQGAN's code prior (--code-prior shapes); ships with pixgen"),
     ]
 
 

@@ -50,6 +50,10 @@ def parse_clip_spec(text: str) -> ClipSpec:
         from pixgen.shapes.models import clip_model_name, clip_weights_path
 
         model, tag = clip_model_name(), tag or str(clip_weights_path())
+    elif model == "shapes_cnn":
+        from pixgen.shapes.models import cnn_config_path, cnn_weights_path, register_clip_config
+
+        model, tag = register_clip_config(cnn_config_path()), tag or str(cnn_weights_path())
     weight = 1.0 if spec.weight is None else spec.weight
     return ClipSpec(model=model, tag=tag or _default_tag(model), weight=weight)
 
@@ -106,13 +110,13 @@ def unknown_words(tokenizer, text: str) -> list[str]:
 
 def load_perceptor(spec: ClipSpec, device: torch.device | str = "cpu") -> OpenClipPerceptor:
     """Load (once per process, then shared) the open_clip model named by ``spec`` on ``device``."""
-    from pixgen.shapes.models import CLIP_NAME, clip_config_path
+    from pixgen.shapes.models import CLIP_NAME, CNN_NAME, clip_config_path, cnn_config_path
 
     model, tag, config = spec.model, spec.tag, None
     if model.endswith(".json"):
         config, model = model, register_config_file(model)
-    elif model == CLIP_NAME:
-        config = str(clip_config_path())
+    elif model in (CLIP_NAME, CNN_NAME):
+        config = str(clip_config_path() if model == CLIP_NAME else cnn_config_path())
     return _load_cached(model, tag, str(torch.device(device)), config)
 
 
@@ -174,17 +178,17 @@ def register_config_file(path: str | Path) -> str:
 
 
 def _free_name(config: Path, cfg: dict) -> str:
-    """The config file's stem, unless open_clip knows that name with another config or it is the built-in
+    """The config file's stem, unless open_clip knows that name with another config or it is a built-in
     shapes CLIP's (``train_shapes_clip.py`` writes ``shapes_clip.json`` too): then the stem and a hash of the
     config, so that a file never replaces a model already registered."""
     import hashlib
 
     import open_clip
 
-    from pixgen.shapes.models import CLIP_NAME, clip_config_path
+    from pixgen.shapes.models import CLIP_NAME, CNN_NAME, clip_config_path, cnn_config_path
 
-    stem = config.stem
-    builtin = stem == CLIP_NAME and config.resolve() != clip_config_path().resolve()
+    stem, builtins = config.stem, {CLIP_NAME: clip_config_path(), CNN_NAME: cnn_config_path()}
+    builtin = stem in builtins and config.resolve() != builtins[stem].resolve()
     known = open_clip.get_model_config(stem) if stem in open_clip.list_models() else None
     if not builtin and known in (None, cfg):
         return stem

@@ -22,15 +22,17 @@ QUALITY: dict[str, dict[str, Any]] = {
 ASPECT_BASE = {"widescreen": (192, 108), "square": (144, 144), "portrait": (128, 160)}
 
 PRESETS: dict[str, dict[str, Any]] = {
-    # mostly wide cutouts (the shapes CLIP reads positions and counts from the whole image), a smoothness
-    # loss that clears stray blobs, the shapes denoiser's prior after the first 30 % of the run (clean flat
-    # shapes), and a latent pyramid that moves whole areas; measured in
+    # both shapes CLIPs (the CNN, trained on minimal pairs, tells a square from a circle), a start drawn by
+    # the code prior for the prompt (backgrounds and places right from step 0), mostly wide cutouts (the
+    # CLIPs read positions and counts from the whole image), the shapes denoiser's prior after the first
+    # 30 % of the run (clean flat shapes) and a latent pyramid that moves whole areas; measured in
     # scripts/eval_shapes.py (README, "The shapes demo")
-    "shapes": {"clip": ["shapes"], "drawer": "vqgan:shapes", "size": "64x64", "iterations": 150, "cutn": 16, "lr": 0.5,
-               "cut_zoom": 0.1, "loss": ["smoothness@10", "denoise:0.3@100"], "latent_levels": 4},
+    "shapes": {"clip": ["shapes", "shapes_cnn@2"], "drawer": "vqgan:shapes", "size": "64x64", "iterations": 150,
+               "cutn": 16, "lr": 0.5, "cut_zoom": 0.1, "loss": ["denoise:0.3@30"], "latent_levels": 4,
+               "init_noise": "prior", "code_prior": "shapes"},
 }
 #: preset settings that are options of the preset's own drawer: left out when the user picks another drawer
-DRAWER_OPTIONS: dict[str, tuple[str, ...]] = {"shapes": ("latent_levels",)}
+DRAWER_OPTIONS: dict[str, tuple[str, ...]] = {"shapes": ("latent_levels", "init_noise", "code_prior")}
 
 
 def apply_presets(values: dict[str, Any]) -> dict[str, Any]:

@@ -79,11 +79,11 @@ def test_presets_fill_in_under_explicit_settings() -> None:
     square = RunConfig.from_dict({"prompt": "x", "quality": "best", "aspect": "square"})
     assert square.size == "576x576" and square.batches == 2
     shapes = RunConfig.from_dict({"prompt": "x", "preset": "shapes", "size": "64x64"})
-    assert shapes.clip == ["shapes"] and shapes.size == "64x64" and shapes.drawer == "vqgan:shapes"
-    assert shapes.plugin_options == {"latent_levels": 4}
-    # the preset's VQGAN-only option is left out when another drawer is chosen (it would be unknown there)
+    assert shapes.clip == ["shapes", "shapes_cnn@2"] and shapes.size == "64x64" and shapes.drawer == "vqgan:shapes"
+    assert shapes.plugin_options == {"latent_levels": 4, "code_prior": "shapes"} and shapes.init_noise == "prior"
+    # the preset's VQGAN-only options are left out when another drawer is chosen (unknown there)
     pixel = RunConfig.from_dict({"prompt": "x", "preset": "shapes", "drawer": "pixel"})
-    assert pixel.drawer == "pixel" and pixel.plugin_options == {}
+    assert pixel.drawer == "pixel" and pixel.plugin_options == {} and pixel.init_noise == "pixels"
     with pytest.raises(PixgenError, match="unknown preset 'nope'; choose one of: shapes"):
         RunConfig.from_dict({"preset": "nope"})
     with pytest.raises(PixgenError, match="unknown quality"):

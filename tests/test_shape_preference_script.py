@@ -1,4 +1,4 @@
-"""``scripts/shape_preference.py``: the one-shape swaps it scores and its measurement on the shipped CLIP."""
+"""``scripts/shape_preference.py``: the one-shape swaps it scores and its measurement on the shipped CNN CLIP."""
 
 from __future__ import annotations
 
@@ -24,21 +24,25 @@ def test_swaps_change_one_shape_kind_and_nothing_else() -> None:
         assert (a.colour, a.cx, a.cy, a.r) == (b.colour, b.cx, b.cy, b.r)
 
 
-def test_measures_the_shipped_clip_with_the_same_cutouts_for_every_variant(tmp_path: Path, capsys) -> None:
+def test_the_shipped_cnn_prefers_the_right_shape_with_the_same_cutouts_for_every_variant(tmp_path: Path,
+                                                                                           capsys) -> None:
     module = load_script("shape_preference")
     out = tmp_path / "pref.json"
-    results = module.main(["--scenes", "1", "--reps", "1", "--json", str(out)])
-    res = results["shapes"]
+    results = module.main(["--clip", "shapes_cnn", "--scenes", "1", "--reps", "1", "--json", str(out)])
+    res = results["shapes_cnn"]
     assert res["swaps"] == 8 * 2 + 4 * 4  # eight one-shape demo captions, four two-shape ones
-    assert 0.0 <= res["preferred"] <= 1.0 and set(res["per_swap"]) <= {
+    assert set(res["per_swap"]) <= {
         f"{a}->{b}" for a in ("circle", "square", "triangle") for b in ("circle", "square", "triangle") if a != b}
-    assert json.loads(out.read_text())["shapes"]["swaps"] == 32
-    assert "shapes: right shape preferred in" in capsys.readouterr().out
+    # measured 0.94 here, 0.91 with the script's defaults (160 swaps); the shipped ViT: 0.62 here, 0.59
+    assert res["preferred"] >= 0.8 and res["margin"] > 0
+    assert json.loads(out.read_text())["shapes_cnn"]["swaps"] == 32
+    assert "shapes_cnn: right shape preferred in" in capsys.readouterr().out
     # the same image scores the same (identical cutouts); a different one does not
     from pixgen.engine import Run
     from pixgen.presets import apply_presets
 
-    run = Run(apply_presets({"prompt": "a red square", "preset": "shapes", "iterations": 1, "seed": 0}))
+    run = Run(apply_presets({"prompt": "a red square", "preset": "shapes", "clip": ["shapes"], "iterations": 1,
+                             "seed": 0}))
     (key,) = run.perceptors
     scene = Scene("white", (Shape("square", "red", 0.5, 0.5, 0.2),))
     other = Scene("white", (Shape("circle", "red", 0.5, 0.5, 0.2),))

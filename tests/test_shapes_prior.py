@@ -117,7 +117,7 @@ def test_the_drawer_starts_from_the_priors_codes(vqgan, tmp_path) -> None:
 
 def test_prior_init_without_a_matching_prior_is_a_clear_error(vqgan, tmp_path) -> None:
     plain = VqganDrawer(64, 64, vqgan_config=str(vqgan[0]), vqgan_checkpoint=str(vqgan[1]))
-    with pytest.raises(PixgenError, match="needs a code prior: give --code-prior FILE"):
+    with pytest.raises(PixgenError, match="needs a code prior: give --code-prior shapes"):
         plain.init_from_prior("a red circle", torch.Generator())
     save_prior(tiny_prior(n_codes=32), tmp_path / "small.pt")
     with pytest.raises(PixgenError, match="32-entry codebook, but the VQGAN has 64"):

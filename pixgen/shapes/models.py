@@ -8,6 +8,8 @@ from typing import Any
 from pixgen.errors import PixgenError
 
 CLIP_NAME = "shapes_clip"
+#: the second built-in CLIP (``--clip shapes_cnn``): a convolutional image tower that tells shapes apart
+CNN_NAME = "shapes_cnn"
 
 
 def assets_dir() -> Path:
@@ -50,6 +52,17 @@ def register_clip_config(config: str | Path) -> str:
     return register_config_file(config)
 
 
+def cnn_config_path() -> Path:
+    """The open_clip model config of the shapes CNN CLIP (``shapes_cnn.json``; same vocabulary as the ViT's)."""
+    return assets_dir() / f"{CNN_NAME}.json"
+
+
+def cnn_weights_path() -> Path:
+    """The shapes CNN CLIP weights (fp16 safetensors, as the ViT's)."""
+    return _existing(assets_dir() / f"{CNN_NAME}.safetensors",
+                     "scripts/train_shapes_clip.py --config scripts/configs/shapes_clip_cnn.json --name shapes_cnn")
+
+
 def clip_model_name() -> str:
     """The open_clip model name of the shapes CLIP, registered with open_clip on first use."""
     return register_clip()
@@ -84,6 +97,11 @@ def _existing(path: Path, script: str) -> Path:
         raise PixgenError(f"the built-in shapes model file {path} is missing; reinstall pixgen, or rebuild it "
                           f"with 'python {script} --out {path.parent}'")
     return path
+
+
+def prior_path() -> Path:
+    """The shapes VQGAN's code prior (``--init-noise prior --code-prior shapes``)."""
+    return _existing(assets_dir() / "shapes_prior.pt", "scripts/train_shapes_prior.py")
 
 
 def denoiser_path() -> Path:

@@ -5,7 +5,7 @@ the caption's tokens (the shapes CLIP tokenizer) are a prefix that attends to it
 code grid of a 64-pixel scene follows in raster order, each code predicted from the caption and the codes
 before it. ``sample_codes`` draws grids, optionally with classifier-free guidance (the model also learned
 captions left empty); the VQGAN drawer can start from a draw (``--init-noise prior``) before CLIP guidance takes
-over. Experimental: pixgen ships no prior (docs/shapes_experiments.md has what one trained on CPU does).
+over. pixgen ships one for the shapes VQGAN (``--code-prior shapes``; ``--preset shapes`` starts from its draw).
 """
 
 from __future__ import annotations
@@ -136,11 +136,16 @@ class ShapesPrior(nn.Module):
 
 
 def prior_for(path: str | None, codebook: torch.Tensor) -> ShapesPrior:
-    """The code prior of ``path`` (none ships with pixgen), on ``codebook``'s device; it must have been trained
-    for the VQGAN whose code vectors ``codebook`` (K, D) holds."""
+    """The code prior of ``path`` (``"shapes"``: the built-in one, for the shapes VQGAN), on ``codebook``'s
+    device; it must have been trained for the VQGAN whose code vectors ``codebook`` (K, D) holds."""
     if path is None:
-        raise PixgenError("--init-noise prior needs a code prior: give --code-prior FILE (API: code_prior=FILE), "
-                          "a prior trained for this VQGAN by scripts/train_shapes_prior.py (pixgen ships none)")
+        raise PixgenError("--init-noise prior needs a code prior: give --code-prior shapes (the shapes VQGAN's) or "
+                          "--code-prior FILE (API: code_prior=...), a prior trained for this VQGAN by "
+                          "scripts/train_shapes_prior.py")
+    if path == "shapes":
+        from pixgen.shapes.models import prior_path
+
+        path = str(prior_path())
     prior = load_prior(Path(path).expanduser(), codebook.device)
     if prior.n_codes != codebook.shape[0]:
         raise PixgenError(f"the code prior {path} writes codes of a {prior.n_codes}-entry codebook, but the VQGAN has "
