@@ -110,13 +110,13 @@ def unknown_words(tokenizer, text: str) -> list[str]:
 
 def load_perceptor(spec: ClipSpec, device: torch.device | str = "cpu") -> OpenClipPerceptor:
     """Load (once per process, then shared) the open_clip model named by ``spec`` on ``device``."""
-    from pixgen.shapes.models import CLIP_NAME, CNN_NAME, clip_config_path, cnn_config_path
+    from pixgen.shapes.models import builtin_clip_configs
 
     model, tag, config = spec.model, spec.tag, None
     if model.endswith(".json"):
         config, model = model, register_config_file(model)
-    elif model in (CLIP_NAME, CNN_NAME):
-        config = str(clip_config_path() if model == CLIP_NAME else cnn_config_path())
+    elif model in builtin_clip_configs():
+        config = str(builtin_clip_configs()[model])
     return _load_cached(model, tag, str(torch.device(device)), config)
 
 
@@ -185,9 +185,9 @@ def _free_name(config: Path, cfg: dict) -> str:
 
     import open_clip
 
-    from pixgen.shapes.models import CLIP_NAME, CNN_NAME, clip_config_path, cnn_config_path
+    from pixgen.shapes.models import builtin_clip_configs
 
-    stem, builtins = config.stem, {CLIP_NAME: clip_config_path(), CNN_NAME: cnn_config_path()}
+    stem, builtins = config.stem, builtin_clip_configs()
     builtin = stem in builtins and config.resolve() != builtins[stem].resolve()
     known = open_clip.get_model_config(stem) if stem in open_clip.list_models() else None
     if not builtin and known in (None, cfg):

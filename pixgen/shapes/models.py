@@ -63,6 +63,11 @@ def cnn_weights_path() -> Path:
                      "scripts/train_shapes_clip.py --config scripts/configs/shapes_clip_cnn.json --name shapes_cnn")
 
 
+def builtin_clip_configs() -> dict[str, Path]:
+    """The built-in shapes CLIPs' open_clip model names and their config files."""
+    return {CLIP_NAME: clip_config_path(), CNN_NAME: cnn_config_path()}
+
+
 def clip_model_name() -> str:
     """The open_clip model name of the shapes CLIP, registered with open_clip on first use."""
     return register_clip()
