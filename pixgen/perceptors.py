@@ -115,8 +115,8 @@ def load_perceptor(spec: ClipSpec, device: torch.device | str = "cpu") -> OpenCl
     model, tag, config = spec.model, spec.tag, None
     if model.endswith(".json"):
         config, model = model, register_config_file(model)
-    elif model in builtin_clip_configs():
-        config = str(builtin_clip_configs()[model])
+    elif (builtin := builtin_clip_configs().get(model)) is not None:
+        config = str(builtin)
     return _load_cached(model, tag, str(torch.device(device)), config)
 
 
