@@ -6,10 +6,14 @@ The shipped weights come from that command on a 2-core CPU: it stopped on time a
 lr schedule following the clock, so a re-run matches it only approximately; ``--minutes 0 --steps 1003``
 bounds a run by steps alone, with the same schedule shape, and is exactly repeatable. Held-out: hard negatives 0.82
 (colour 1.0, background 1.0, size 0.94, position 0.66, shape 0.58, relation 0.52, order 0.52, count 0.67).
-The shipped CNN CLIP (``--clip shapes_cnn``) is ``--config scripts/configs/shapes_clip_cnn.json --seed 0
---shape-warmup 200 --aux-weight 1 --adv-eps 1.5 --robust-after 0.6 --shape-twins 48 --twins-after 0.6 --steps 800
---minutes 29 --threads 2 --name shapes_cnn --out pixgen/assets`` (all 800 steps in 27 minutes; hard negatives
-0.92, shape 0.88; ``scripts/shape_preference.py``: the right shape preferred in 0.91 of one-shape swaps).
+The shipped CNN CLIP (``--clip shapes_cnn``) takes two commands: ``--config scripts/configs/shapes_clip_cnn.json
+--seed 0 --shape-warmup 200 --aux-weight 1 --adv-eps 1.5 --robust-after 0.6 --shape-twins 48 --twins-after 0.6
+--steps 800 --minutes 29 --threads 2 --name shapes_cnn --out DIR`` (all 800 steps in 27 minutes; hard negatives
+0.92, shape 0.88; ``scripts/shape_preference.py``: the right shape preferred in 0.91 of one-shape swaps), then
+``--config DIR/shapes_cnn.json --init-weights DIR/shapes_cnn.safetensors --seed 5 --aux-weight 1 --adv-eps 1.5
+--shape-twins 40 --chains 16 --chain-levels 4 --lr 5e-4 --steps 300 --minutes 22 --threads 2 --name shapes_cnn
+--out pixgen/assets`` (300 steps in 22 minutes: VQGAN-drawer runs against the CNN itself as negatives, as the
+first CNN was fooled by generation's blobs; hard negatives 0.92, shape 0.91).
 
 Contrastive training with soft targets: in a batch of (image, caption) pairs, caption j counts as true for
 image i whenever it describes image i's scene, so the image->text target is uniform over all true captions
@@ -22,20 +26,21 @@ and accuracies per kind of one-attribute change, and writes ``NAME.safetensors``
 CLIP's full vocabulary (``scripts/configs/shapes_clip_vit.json``) and saved cut to the shapes world's
 (``pixgen.shapes.vocab``: identical text embeddings, 1.5 MB instead of 7.7).
 
-Experimental options (measured in docs/shapes_experiments.md, none of them shipped): ``--config
-scripts/configs/shapes_clip_cnn.json`` (a CNN image tower, ``pixgen.shapes.cnn``) or
+Experimental options (measured in docs/shapes_experiments.md; the CNN ones are in the shipped CNN's commands):
+``--config scripts/configs/shapes_clip_cnn.json`` (a CNN image tower, ``pixgen.shapes.cnn``) or
 ``scripts/configs/shapes_clip_regions.json`` (soft palette masks and their moments, ``pixgen.shapes.regions``)
 with ``--shape-warmup`` (supervised shape naming first) and ``--aux-weight`` (a content head); ``--dreams``
 (gradient-ascent images as negatives); ``--stray N`` (N scenes per batch repeated with stray palette-coloured
 cells, as negatives); ``--chains N`` (N generation runs of the VQGAN drawer, ``pixgen.shapes.chains``, advanced
 ``--chain-steps`` per training step with ``--chain-levels`` latent grids: the images the oracle rejects are
-negatives for their captions); ``--adv-eps`` (L2 adversarial views); ``--align N`` (perceptually aligned
-gradients by double backprop: for N scenes per batch, ``--align-weight`` x (1 - cosine) between the image
-gradient of the similarity to the caption, taken at a corrupted copy, and the repair direction clean -
-corrupted; the copies are painted over with palette blocks, or ``--near-miss`` of them have their shapes
-changed); ``--chain-repair K`` (each chain's true scene is the nearest of K to its image and, with ``--align``,
-the chain images are the corrupted copies). ``--init-weights`` fine-tunes existing weights. The report's
-``gradient_alignment`` is the cosine on held-out block-painted scenes (shipped ViT 0.015).
+negatives for their captions; ``--chains-after F`` starts them after the fraction F of the run); ``--adv-eps`` (L2
+adversarial views); ``--align N`` (perceptually aligned gradients by double backprop: for N scenes per batch,
+``--align-weight`` x (1 - cosine) between the image gradient of the similarity to the caption, taken at a
+corrupted copy, and the repair direction clean - corrupted; the copies are painted over with palette blocks, or
+``--near-miss`` of them have their shapes changed); ``--chain-repair K`` (each chain's true scene is the nearest
+of K to its image and, with ``--align``, the chain images are the corrupted copies). ``--init-weights`` fine-tunes
+existing weights. The report's ``gradient_alignment`` is the cosine on held-out block-painted scenes (shipped ViT
+0.015).
 """
 
 from __future__ import annotations
@@ -114,6 +119,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--chain-repair", type=int, default=0,
                    help="each chain's true scene is the nearest of K to its image; with --align, the chain images"
                         " are the corrupted copies, so the gradient learns to point from them to it (0: off)")
+    p.add_argument("--chains-after", type=float, default=0.0,
+                   help="the chains' images join the batches only after this fraction of the run (0: from the "
+                        "start), so that one run learns the captions first and then its own generation's failures")
     p.add_argument("--adv-eps", type=float, default=0.0,
                    help="L2 radius of adversarial training views (0: off; 1.5 as a fine-tune)")
     p.add_argument("--adv-steps", type=int, default=2, help="projected gradient steps per adversarial view")
@@ -135,6 +143,8 @@ def parse_args() -> argparse.Namespace:
     args = p.parse_args()
     if not 1 <= args.chain_levels <= 5:
         p.error(f"--chain-levels {args.chain_levels} must be between 1 and 5 (a 16x16 latent and its coarser grids)")
+    if not 0 <= args.chains_after < 1:
+        p.error(f"--chains-after {args.chains_after} must be a fraction of the run in [0, 1)")
     if args.chain_repair > 0 and args.chains <= 0:
         p.error("--chain-repair needs chains to repair: add --chains N")
     random_scenes = args.batch - args.clutter - args.chains - args.shape_twins
@@ -221,7 +231,8 @@ def train(args: argparse.Namespace):
         done = step + 1
         robust = t >= args.robust_after
         twins = args.shape_twins if t >= args.twins_after else 0
-        images, scenes, specs, negatives, dreams = real_batch(args, gen, chains, model, tokenizer, twins)
+        active = chains if t >= args.chains_after else None  # chains made up front: the same draws either way
+        images, scenes, specs, negatives, dreams = real_batch(args, gen, active, model, tokenizer, twins)
         with torch.no_grad():
             batch, zoom = views.cut(images)
         specs = specs + text_negatives(specs, args.text_negatives, gen)
@@ -343,7 +354,7 @@ def main() -> None:
                                               "clean_fraction", "aux_weight", "shape_warmup", "dreams", "stray",
                                               "dream_steps", "chains", "chain_steps", "chain_levels", "chain_repair",
                                               "adv_eps", "adv_steps", "align", "align_weight", "near_miss",
-                                              "robust_after", "shape_twins", "twins_after")}
+                                              "robust_after", "shape_twins", "twins_after", "chains_after")}
     report.update(hard_negatives_by_kind(model, tokenizer, args.seed, args.eval_size))
     report.update(gradient_alignment_report(model, tokenizer, args.seed, min(args.eval_size, 128)))
     path = save(model, args.out, args.name, args.config, {**options, "steps": steps, **report})

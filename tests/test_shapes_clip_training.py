@@ -9,6 +9,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from safetensors import safe_open
 
 from pixgen.shapes.clip_training import (
     adversarial_views,
@@ -183,7 +184,7 @@ def test_training_script_writes_weights_that_open_clip_loads(tmp_path) -> None:
     cmd = [sys.executable, str(ROOT / "scripts" / "train_shapes_clip.py"), "--steps", "2", "--shape-warmup", "2",
            "--minutes", "0", "--batch", "24", "--clutter", "4", "--dreams", "4", "--eval-size", "32",
            "--chains", "2", "--chain-steps", "1", "--chain-levels", "2", "--chain-repair", "4", "--aux-weight", "1",
-           "--adv-eps", "1", "--align", "4",
+           "--adv-eps", "1", "--align", "4", "--chains-after", "0.5",
            "--out", str(tmp_path)]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -192,6 +193,8 @@ def test_training_script_writes_weights_that_open_clip_loads(tmp_path) -> None:
     assert (tmp_path / "shapes_clip.safetensors").is_file() and (tmp_path / "shapes_bpe.txt.gz").is_file()
     assert json.loads((tmp_path / "shapes_clip.json").read_text())["text_cfg"]["vocab_size"] < 1000  # compacted
     assert 0 <= report["held_out_after_fp16_reload"]["i2t_top1_clean"] <= 1  # the fp16 file reloads
+    with safe_open(str(tmp_path / "shapes_clip.safetensors"), "pt") as saved:  # the options are recorded
+        assert saved.metadata()["chains_after"] == "0.5" and saved.metadata()["chains"] == "2"
 
 
 def test_training_script_trains_the_region_tower(tmp_path) -> None:
