@@ -22,11 +22,11 @@ QUALITY: dict[str, dict[str, Any]] = {
 ASPECT_BASE = {"widescreen": (192, 108), "square": (144, 144), "portrait": (128, 160)}
 
 PRESETS: dict[str, dict[str, Any]] = {
-    # both shapes CLIPs (the CNN, trained on minimal pairs, tells a square from a circle), a start drawn by
-    # the code prior for the prompt (backgrounds and places right from step 0), mostly wide cutouts (the
-    # CLIPs read positions and counts from the whole image), the shapes denoiser's prior after the first
-    # 30 % of the run (clean flat shapes) and a latent pyramid that moves whole areas; measured in
-    # scripts/eval_shapes.py (README, "The shapes demo")
+    # both shapes CLIPs (the CNN, trained on minimal pairs and on generation runs, tells a square from a
+    # circle and is hard to fool), a start drawn by the code prior for the prompt (backgrounds and places
+    # right from step 0), mostly wide cutouts (the CLIPs read positions and counts from the whole image), the
+    # shapes denoiser's prior after the first 30 % of the run (clean flat shapes) and a latent pyramid that
+    # moves whole areas; measured in scripts/eval_shapes.py (README, "The shapes demo")
     "shapes": {"clip": ["shapes", "shapes_cnn@2"], "drawer": "vqgan:shapes", "size": "64x64", "iterations": 150,
                "cutn": 16, "lr": 0.5, "cut_zoom": 0.1, "loss": ["denoise:0.3@30"], "latent_levels": 4,
                "init_noise": "prior", "code_prior": "shapes"},
