@@ -70,7 +70,9 @@ from pixgen.shapes.clip_training import (
     content_loss,
     dream_negatives,
     gradient_alignment,
+    minimal_pair_loss,
     normalise,
+    pair_twins,
     scene_corrupt,
     shape_twins,
     single_shapes,
@@ -97,6 +99,11 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--clutter", type=int, default=24, help="uncaptioned several-same-colour scenes per batch")
     p.add_argument("--shape-twins", type=int, default=0,
                    help="scenes per batch repeated with one shape's kind swapped, captioned to match (0: off)")
+    p.add_argument("--pair-twins", type=int, default=0,
+                   help="two-shape scenes per batch repeated with their shapes' colours and/or kinds exchanged, "
+                        "captioned to match (relation and binding minimal pairs; 0: off)")
+    p.add_argument("--pair-weight", type=float, default=1.0,
+                   help="weight of the contrastive loss within each pair twin and its original")
     p.add_argument("--twins-after", type=float, default=0.0,
                    help="--shape-twins start only after this fraction of the run (0: from the start)")
     p.add_argument("--text-negatives", type=int, default=2, help="extra one-attribute caption variants per image")
@@ -147,13 +154,13 @@ def parse_args() -> argparse.Namespace:
         p.error(f"--chains-after {args.chains_after} must be a fraction of the run in [0, 1)")
     if args.chain_repair > 0 and args.chains <= 0:
         p.error("--chain-repair needs chains to repair: add --chains N")
-    random_scenes = args.batch - args.clutter - args.chains - args.shape_twins
+    random_scenes = args.batch - args.clutter - args.chains - args.shape_twins - args.pair_twins
     if not 0 <= args.shape_twins <= random_scenes:
         p.error(f"--shape-twins {args.shape_twins} must be between 0 and the random scenes they repeat "
                 "(at most half of --batch - --clutter - --chains)")
-    if not 0 <= args.align <= random_scenes:
-        p.error(f"--align {args.align} must be between 0 and the captioned scenes per batch "
-                f"(--batch - --clutter - --chains - --shape-twins = {random_scenes})")
+    if not 0 <= args.align <= random_scenes or args.pair_twins < 0:
+        p.error(f"--align {args.align} and --pair-twins {args.pair_twins} must be between 0 and the captioned "
+                f"scenes per batch (--batch - --clutter - --chains - --shape-twins - --pair-twins = {random_scenes})")
     for path in (args.config, args.init_weights):
         if path and not path.is_file():
             p.error(f"{path} does not exist")
@@ -232,7 +239,7 @@ def train(args: argparse.Namespace):
         robust = t >= args.robust_after
         twins = args.shape_twins if t >= args.twins_after else 0
         active = chains if t >= args.chains_after else None  # chains made up front: the same draws either way
-        images, scenes, specs, negatives, dreams = real_batch(args, gen, active, model, tokenizer, twins)
+        images, scenes, specs, negatives, dreams, minimal = real_batch(args, gen, active, model, tokenizer, twins)
         with torch.no_grad():
             batch, zoom = views.cut(images)
         specs = specs + text_negatives(specs, args.text_negatives, gen)
@@ -254,9 +261,12 @@ def train(args: argparse.Namespace):
         emb = model.encode_image(normalise(batch))
         img = F.normalize(emb, dim=-1)
         emb = emb[: len(scenes)]
-        loss = soft_clip_loss(img, txt, model.logit_scale.exp().clamp(max=100), target)
+        scale = model.logit_scale.exp().clamp(max=100)
+        loss = soft_clip_loss(img, txt, scale, target)
         if head is not None:
             loss = loss + args.aux_weight * content_loss(head, emb, scenes, ~zoom)
+        if len(minimal):
+            loss = loss + args.pair_weight * minimal_pair_loss(img, txt, minimal, scale)
         shown = {}
         if args.align > 0 and robust:
             clean = clean_views(images[: args.align])
@@ -298,16 +308,21 @@ def make_chains(args: argparse.Namespace, gen: torch.Generator) -> tuple | None:
 
 def real_batch(args: argparse.Namespace, gen: torch.Generator, chains: tuple | None, model, tokenizer,
                twins: int = 0):
-    """One step's scenes: ``(images, scenes, specs, negatives, dreams)``; random scenes (half of them
-    one-attribute variants of the other half), ``twins`` of them again with one shape swapped, clutter scenes
+    """One step's scenes: ``(images, scenes, specs, negatives, dreams, minimal)``; random scenes (half of them
+    one-attribute variants of the other half), ``twins`` of them again with one shape swapped (and, with them,
+    ``--pair-twins`` two-shape ones with their shapes' colours or kinds exchanged), clutter scenes
     and, with chains, a true scene per chain caption (first), the chain images the oracle rejects (64 px
-    negatives) and all chain images."""
+    negatives), all chain images and the (original, pair twin) indices, (P, 2)."""
     n_chain = args.chains if chains is not None else 0
-    images, scenes, specs = random_batch(args.batch - args.clutter - n_chain - twins, RENDER_SIZE, gen)
-    if twins > 0:  # off: no draws, so the runs made before twins existed stay repeatable
-        swapped, twin_specs = shape_twins(scenes, specs, twins, rng_from(gen))
-        images = torch.cat([images, render_scenes(swapped, RENDER_SIZE)])
-        scenes, specs = scenes + swapped, specs + twin_specs
+    pairs = args.pair_twins if twins > 0 or args.shape_twins == 0 else 0  # with the shape twins (--twins-after)
+    images, scenes, specs = random_batch(args.batch - args.clutter - n_chain - twins - pairs, RENDER_SIZE, gen)
+    minimal = []
+    for make, n in ((shape_twins, twins), (pair_twins, pairs)):
+        if n > 0:  # off: no draws, so the runs made before twins existed stay repeatable
+            swapped, twin_specs, *origins = make(scenes, specs, n, rng_from(gen))
+            minimal += [(i, len(scenes) + k) for origin in origins for k, i in enumerate(origin)]
+            images = torch.cat([images, render_scenes(swapped, RENDER_SIZE)])
+            scenes, specs = scenes + swapped, specs + twin_specs
     extra = clutter_scenes(args.clutter, gen)
     scenes, images = scenes + extra, torch.cat([images, render_scenes(extra, RENDER_SIZE)])
     negatives = dreams = torch.zeros(0, 3, 64, 64)
@@ -316,7 +331,8 @@ def real_batch(args: argparse.Namespace, gen: torch.Generator, chains: tuple | N
         c_scenes, c_specs, c_images, negatives, dreams = chain_batch(runs, model, tokenizer, views, rng, RENDER_SIZE,
                                                                      args.chain_repair)
         scenes, specs, images = c_scenes + scenes, c_specs + specs, torch.cat([c_images, images])
-    return images, scenes, specs, negatives, dreams
+        minimal = [(i + len(c_scenes), j + len(c_scenes)) for i, j in minimal]
+    return images, scenes, specs, negatives, dreams, torch.tensor(minimal, dtype=torch.long).view(-1, 2)
 
 
 def save(model, out: Path, name: str, config: Path, meta: dict) -> Path:

@@ -18,14 +18,16 @@ from pixgen.shapes.clip_training import (
     content_targets,
     dream_negatives,
     gradient_alignment,
+    minimal_pair_loss,
     normalise,
+    pair_twins,
     scene_corrupt,
     shape_twins,
     soft_clip_loss,
     soft_targets,
     stray_colours,
 )
-from pixgen.shapes.sample import rng_from, sample_batch
+from pixgen.shapes.sample import in_frame, mutate_spec, rng_from, sample_batch
 from pixgen.shapes.world import Scene, Shape, describes, parse_caption
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -166,6 +168,40 @@ def test_shape_twins_swap_one_shape_kind_and_their_captions_tell_them_apart() ->
         assert describes(twin_spec, twin) and not describes(spec, twin) and not describes(twin_spec, scene)
 
 
+def test_pair_twins_exchange_colours_or_kinds_in_place_and_their_captions_tell_them_apart() -> None:
+    scenes, specs = sample_batch(80, torch.Generator().manual_seed(0))
+    twins, twin_specs, origins = pair_twins(scenes, specs, 20, rng_from(torch.Generator().manual_seed(1)))
+    assert 15 <= len(twins) <= 20 and len(origins) == len(twins)  # twins leaving the frame are skipped
+    changed = set()
+    for twin, twin_spec, i in zip(twins, twin_specs, origins, strict=True):
+        scene, spec = scenes[i], specs[i]
+        assert spec.relation is not None and twin_spec.relation == spec.relation and in_frame(twin)
+        assert [(o.cx, o.cy, o.r) for o in twin.objects] == [(o.cx, o.cy, o.r) for o in scene.objects]  # in place
+        for field in ("colour", "shape"):  # exchanged or kept, never new
+            values = [getattr(o, field) for o in scene.objects]
+            twin_values = [getattr(o, field) for o in twin.objects]
+            assert twin_values in (values, values[::-1])
+            changed |= {field} if twin_values != values else set()
+        assert describes(twin_spec, twin) and not describes(spec, twin) and not describes(twin_spec, scene)
+    assert changed == {"colour", "shape"}
+
+
+def test_binding_mutation_exchanges_the_two_shapes_colours_or_kinds() -> None:
+    spec = parse_caption("a red circle above a blue square")
+    seen = {mutate_spec(spec, rng_from(torch.Generator().manual_seed(k)), "binding") for k in range(12)}
+    assert seen == {parse_caption(c) for c in ("a blue circle above a red square", "a red square above a blue circle")}
+    assert mutate_spec(parse_caption("a red circle"), rng_from(torch.Generator().manual_seed(0)), "binding") is None
+
+
+def test_minimal_pair_loss_is_low_only_when_each_image_picks_its_own_caption() -> None:
+    emb = F.normalize(torch.randn(4, 8, generator=torch.Generator().manual_seed(0)), dim=-1)
+    pairs = torch.tensor([[0, 1], [2, 3]])
+    right = minimal_pair_loss(emb, emb, pairs, torch.tensor(20.0))
+    wrong = minimal_pair_loss(emb, emb[[1, 0, 3, 2]], pairs, torch.tensor(20.0))  # captions of each pair swapped
+    blind = minimal_pair_loss(emb, emb[[0, 0, 2, 2]], pairs, torch.tensor(20.0))  # both captions the same
+    assert right < 0.1 * blind and blind < wrong
+
+
 def test_gradient_alignment_is_high_when_the_score_points_back_to_the_scene() -> None:
     gen = torch.Generator().manual_seed(1)
     clean = torch.rand(4, 3, 8, 8, generator=gen)
@@ -201,8 +237,8 @@ def test_training_script_trains_the_region_tower(tmp_path) -> None:
     config = ROOT / "scripts" / "configs" / "shapes_clip_regions.json"
     cmd = [sys.executable, str(ROOT / "scripts" / "train_shapes_clip.py"), "--config", str(config), "--steps", "2",
            "--shape-warmup", "2", "--minutes", "0", "--batch", "24", "--clutter", "4", "--stray", "4", "--dreams",
-           "2", "--shape-twins", "6", "--twins-after", "0.5", "--eval-size", "32", "--name", "regions", "--out",
-           str(tmp_path)]
+           "2", "--shape-twins", "6", "--pair-twins", "4", "--twins-after", "0.5", "--eval-size", "32", "--name",
+           "regions", "--out", str(tmp_path)]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     report = json.loads(done.stdout[done.stdout.index("{"):])

@@ -3,7 +3,11 @@
 - soft targets: caption j is true for image i whenever it describes image i's scene;
 - clutter scenes and one-attribute text negatives: what no caption of the batch describes;
 - shape twins: a scene again with one shape's kind swapped and nothing else, captioned to match (minimal pairs);
+- pair twins: a two-shape scene again with its shapes' colours, kinds or both exchanged (which is where, for the
+  last), captioned to match: minimal pairs that only the word order of a caption tells apart;
 - a content loss: a linear head on the image embedding names the coloured shapes and where they are;
+- a minimal-pair loss: each pair twin and its original must pick their own captions (and the captions their own
+  images) against each other, a contrastive loss over two that the batch's hundreds of captions drown otherwise;
 - dream negatives: images the current model rates highly without being scenes, as a run's first steps make;
 - adversarial views: images moved within an L2 radius to raise the contrastive loss;
 - gradient alignment: how well the image gradient of the similarity points from a corrupted scene
@@ -18,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from pixgen.shapes.render import palette_tensor
-from pixgen.shapes.sample import clutter_scene, mutate_spec, rng_from, sample_scene, sample_spec
+from pixgen.shapes.sample import clutter_scene, exchange, in_frame, mutate_spec, rng_from, sample_scene, sample_spec
 from pixgen.shapes.world import COLOURS, SHAPES, describes
 
 
@@ -65,6 +69,25 @@ def shape_twins(scenes: list, specs: list, n: int, rng) -> tuple[list, list]:
             twins.append(twin)
             twin_specs.append(twin_spec)
     return twins, twin_specs
+
+
+def pair_twins(scenes: list, specs: list, n: int, rng) -> tuple[list, list, list]:
+    """Up to ``n`` minimal pairs of the two-shape scenes: the scene with its two shapes' colours, kinds or both
+    exchanged (places and sizes kept), its spec changed the same way; twins that leave the frame, that the old
+    spec still describes or the new one does not, are skipped. Returns the twins, their specs and the index of
+    each one's original."""
+    twins, twin_specs, origins = [], [], []
+    for i, (scene, spec) in enumerate(zip(scenes, specs, strict=True)):
+        if len(twins) >= n or spec.relation is None:
+            continue
+        fields = rng.choice((("colour",), ("shape",), ("colour", "shape")))
+        twin = replace(scene, objects=exchange(*scene.objects, fields))
+        twin_spec = replace(spec, objects=exchange(*spec.objects, fields))
+        if in_frame(twin) and describes(twin_spec, twin) and not describes(spec, twin):
+            twins.append(twin)
+            twin_specs.append(twin_spec)
+            origins.append(i)
+    return twins, twin_specs, origins
 
 
 def single_shapes(n: int, rng) -> tuple[list, torch.Tensor]:
@@ -222,3 +245,12 @@ def scene_corrupt(scenes: list, gen: torch.Generator) -> list:
             objects.append(replace(twin, cx=rng.uniform(0.1, 0.9), cy=rng.uniform(0.1, 0.9), r=twin.r * 0.5))
         out.append(replace(scene, objects=tuple(objects)))
     return out
+
+
+def minimal_pair_loss(img: torch.Tensor, txt: torch.Tensor, pairs: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """Contrastive loss within each minimal pair ``(i, j)`` (P, 2) of image rows / caption columns: image i must
+    pick caption i over caption j and caption i image i over image j, and the same for j; img, txt unit."""
+    i, j = pairs[:, 0], pairs[:, 1]
+    same = torch.stack([(img[i] * txt[i]).sum(1), (img[j] * txt[j]).sum(1)])  # (2, P)
+    cross = torch.stack([(img[i] * txt[j]).sum(1), (img[j] * txt[i]).sum(1)])  # an image with the other's caption
+    return (F.softplus(scale * (cross - same)).mean() + F.softplus(scale * (cross.flip(0) - same)).mean()) / 2

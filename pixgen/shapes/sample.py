@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import replace
+from typing import Any
 
 import torch
 
@@ -93,7 +94,7 @@ def _free_shape(colour: str, rng: random.Random) -> Shape:
     return Shape(rng.choice(SHAPES), colour, rng.uniform(r, 1 - r), rng.uniform(r, 1 - r), r)
 
 
-MUTATIONS = ("colour", "shape", "background", "size", "position", "relation", "order")
+MUTATIONS = ("colour", "shape", "background", "size", "position", "relation", "order", "binding")
 
 
 def _mutate_once(spec: Spec, rng: random.Random, kind: str | None = None) -> Spec:
@@ -106,11 +107,13 @@ def _mutate_once(spec: Spec, rng: random.Random, kind: str | None = None) -> Spe
         kind = rng.choice(("order", "relation") if pair else ("size", "position"))
     if kind == "background":
         return replace(spec, background=rng.choice(COLOURS))
-    if kind in ("order", "relation"):
+    if kind in ("order", "relation", "binding"):
         if spec.relation is None:
             return spec
         if kind == "order":
             return replace(spec, objects=spec.objects[::-1])
+        if kind == "binding":  # the two shapes exchange their colours or their kinds
+            return replace(spec, objects=exchange(*spec.objects, (rng.choice(("colour", "shape")),)))
         return replace(spec, relation=rng.choice(RELATIONS))
     if kind in ("size", "position") and spec.relation is not None:
         return spec
@@ -119,6 +122,21 @@ def _mutate_once(spec: Spec, rng: random.Random, kind: str | None = None) -> Spe
     objects = list(spec.objects)
     objects[i] = obj
     return replace(spec, objects=tuple(objects))
+
+
+def exchange(a: Any, b: Any, fields: tuple[str, ...]) -> tuple[Any, Any]:
+    """Two shapes (or object specs) with the named fields (``colour``, ``shape``) exchanged between them."""
+    return replace(a, **{f: getattr(b, f) for f in fields}), replace(b, **{f: getattr(a, f) for f in fields})
+
+
+def in_frame(scene: Scene) -> bool:
+    """Whether every shape of ``scene`` keeps the sampler's margin to the image border."""
+    for obj in scene.objects:
+        half, up, down = extents(obj.shape, obj.r)
+        lo, hi = FRAME_MARGIN, 1 - FRAME_MARGIN
+        if obj.cx - half < lo or obj.cx + half > hi or obj.cy - up < lo or obj.cy + down > hi:
+            return False
+    return True
 
 
 def _valid(spec: Spec) -> bool:
