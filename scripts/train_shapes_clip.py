@@ -38,9 +38,12 @@ adversarial views); ``--align N`` (perceptually aligned gradients by double back
 ``--align-weight`` x (1 - cosine) between the image gradient of the similarity to the caption, taken at a
 corrupted copy, and the repair direction clean - corrupted; the copies are painted over with palette blocks, or
 ``--near-miss`` of them have their shapes changed); ``--chain-repair K`` (each chain's true scene is the nearest
-of K to its image and, with ``--align``, the chain images are the corrupted copies). ``--init-weights`` fine-tunes
-existing weights. The report's ``gradient_alignment`` is the cosine on held-out block-painted scenes (shipped ViT
-0.015).
+of K to its image and, with ``--align``, the chain images are the corrupted copies); ``--pair-twins N`` (N
+two-shape scenes per batch again with their shapes' colours, kinds or both exchanged in place, captioned to
+match, with a contrastive loss within each pair at ``--pair-weight``: the shipped CLIPs tell a caption from its
+reversed word order at chance; the report's ``hard_binding`` and ``hard_order`` measure it). ``--init-weights``
+fine-tunes existing weights. The report's ``gradient_alignment`` is the cosine on held-out block-painted scenes
+(shipped ViT 0.015).
 """
 
 from __future__ import annotations
@@ -123,6 +126,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--chain-steps", type=int, default=3, help="generation steps per chain per training step")
     p.add_argument("--chain-levels", type=int, default=1,
                    help="latent grids of the chains (the drawer's latent_levels)")
+    p.add_argument("--chain-pairs", type=float, default=None,
+                   help="share of the chains' captions with two shapes (default: the caption sampler's, about 0.45)")
     p.add_argument("--chain-repair", type=int, default=0,
                    help="each chain's true scene is the nearest of K to its image; with --align, the chain images"
                         " are the corrupted copies, so the gradient learns to point from them to it (0: off)")
@@ -152,6 +157,8 @@ def parse_args() -> argparse.Namespace:
         p.error(f"--chain-levels {args.chain_levels} must be between 1 and 5 (a 16x16 latent and its coarser grids)")
     if not 0 <= args.chains_after < 1:
         p.error(f"--chains-after {args.chains_after} must be a fraction of the run in [0, 1)")
+    if args.chain_pairs is not None and not 0 <= args.chain_pairs <= 1:
+        p.error(f"--chain-pairs {args.chain_pairs} must be a share in [0, 1]")
     if args.chain_repair > 0 and args.chains <= 0:
         p.error("--chain-repair needs chains to repair: add --chains N")
     random_scenes = args.batch - args.clutter - args.chains - args.shape_twins - args.pair_twins
@@ -301,7 +308,8 @@ def make_chains(args: argparse.Namespace, gen: torch.Generator) -> tuple | None:
     from pixgen.taming_loader import load_vqgan
 
     rng = rng_from(gen)
-    settings = ChainSettings(n=args.chains, steps=args.chain_steps, levels=args.chain_levels)
+    settings = ChainSettings(n=args.chains, steps=args.chain_steps, levels=args.chain_levels,
+                             pair_share=args.chain_pairs)
     views = TrainViews(64, zoom_fraction=args.zoom_fraction, clean_fraction=0.0)
     return DrawerChains(load_vqgan(*vqgan_paths()), settings, rng), views, rng
 

@@ -36,6 +36,7 @@ class ChainSettings:
     smoothness: float = 10.0
     lifetime: int = 150  # generation steps before a chain restarts, at most
     levels: int = 1  # latent grids (the drawer's latent_levels: the latent plus coarser grids summed into it)
+    pair_share: float | None = None  # share of two-shape captions (None: the caption sampler's own, about 0.45)
 
 
 class DrawerChains:
@@ -49,8 +50,18 @@ class DrawerChains:
         self.m, self.v = [torch.zeros_like(g) for g in self.grids], [torch.zeros_like(g) for g in self.grids]
         self.t = torch.zeros(settings.n)
         self.life = torch.zeros(settings.n)
-        self.specs: list[Spec] = [sample_spec(rng) for _ in range(settings.n)]
+        self.specs: list[Spec] = [self._spec() for _ in range(settings.n)]
         self._restart(torch.ones(settings.n, dtype=torch.bool))
+
+    def _spec(self) -> Spec:
+        """A random caption spec; with ``pair_share``, a two-shape one with that probability."""
+        if self.cfg.pair_share is None:
+            return sample_spec(self.rng)
+        pair = self.rng.random() < self.cfg.pair_share
+        while True:
+            spec = sample_spec(self.rng)
+            if (spec.relation is not None) == pair:
+                return spec
 
     @property
     def captions(self) -> list[str]:
@@ -66,7 +77,7 @@ class DrawerChains:
             self.grids[0][i] = self.vqgan.encode(img * 2 - 1)[0]
             for grid in self.grids[1:]:
                 grid[i] = 0
-            self.specs[i] = sample_spec(self.rng)
+            self.specs[i] = self._spec()
             self.life[i] = self.rng.randint(self.cfg.steps, self.cfg.lifetime)
         for m, v in zip(self.m, self.v, strict=True):
             m[which], v[which] = 0, 0
