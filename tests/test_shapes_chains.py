@@ -64,6 +64,14 @@ def test_finished_chains_restart_from_noise_with_a_new_caption() -> None:
     assert not torch.allclose(z[:2], chains.latent()[:2], atol=0.5)
 
 
+@pytest.mark.parametrize("share", [0.0, 1.0])
+def test_chain_pairs_sets_the_share_of_two_shape_captions(share: float) -> None:
+    vqgan = load_vqgan(*vqgan_paths())
+    chains = DrawerChains(vqgan, ChainSettings(n=12, pair_share=share), random.Random(0))
+    chains._restart(torch.ones(12, dtype=torch.bool))  # restarts draw captions the same way
+    assert [spec.relation is not None for spec in chains.specs] == [share == 1.0] * 12
+
+
 def test_chain_batch_pairs_every_chain_caption_with_a_true_scene() -> None:
     model, tokenizer, chains, views = _parts(n=3, steps=1)
     scenes, specs, images, negatives, dreams = chain_batch(chains, model, tokenizer, views, random.Random(1), 96)
