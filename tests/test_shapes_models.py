@@ -115,3 +115,12 @@ def test_shipped_prior_draws_the_captions_backgrounds_for_the_shipped_vqgan() ->
     wrong = [c for d, c in zip(draws, DEMO_CAPTIONS, strict=True)
              if any(r.startswith("background") for r in check(d, c).reasons)]
     assert len(wrong) <= 3, wrong  # measured: 0 of 12 (generator seeds 1 and 2: 1 of 12)
+
+
+def test_a_missing_cnn_file_names_both_training_commands(monkeypatch, tmp_path) -> None:
+    from pixgen.errors import PixgenError
+    from pixgen.shapes import models
+
+    monkeypatch.setattr(models, "assets_dir", lambda: tmp_path)
+    with pytest.raises(PixgenError, match="two commands in the docstring of scripts/train_shapes_clip.py"):
+        models.cnn_weights_path()

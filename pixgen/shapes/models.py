@@ -59,8 +59,11 @@ def cnn_config_path() -> Path:
 
 def cnn_weights_path() -> Path:
     """The shapes CNN CLIP weights (fp16 safetensors, as the ViT's)."""
-    return _existing(assets_dir() / f"{CNN_NAME}.safetensors",
-                     "scripts/train_shapes_clip.py --config scripts/configs/shapes_clip_cnn.json --name shapes_cnn")
+    path = assets_dir() / f"{CNN_NAME}.safetensors"
+    if not path.is_file():  # two training commands, not one: point at them
+        raise PixgenError(f"the built-in shapes model file {path} is missing; reinstall pixgen, or rebuild it with "
+                          "the two commands in the docstring of scripts/train_shapes_clip.py (the shipped CNN CLIP)")
+    return path
 
 
 def builtin_clip_configs() -> dict[str, Path]:
