@@ -327,6 +327,7 @@ def real_batch(args: argparse.Namespace, gen: torch.Generator, chains: tuple | N
     minimal = []
     for make, n in ((shape_twins, twins), (pair_twins, pairs)):
         if n > 0:  # off: no draws, so the runs made before twins existed stay repeatable
+            # pair_twins also returns each twin's original: those pairs join the within-pair loss
             swapped, twin_specs, *origins = make(scenes, specs, n, rng_from(gen))
             minimal += [(i, len(scenes) + k) for origin in origins for k, i in enumerate(origin)]
             images = torch.cat([images, render_scenes(swapped, RENDER_SIZE)])

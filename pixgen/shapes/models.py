@@ -59,11 +59,8 @@ def cnn_config_path() -> Path:
 
 def cnn_weights_path() -> Path:
     """The shapes CNN CLIP weights (fp16 safetensors, as the ViT's)."""
-    path = assets_dir() / f"{CNN_NAME}.safetensors"
-    if not path.is_file():  # two training commands, not one: point at them
-        raise PixgenError(f"the built-in shapes model file {path} is missing; reinstall pixgen, or rebuild it with "
-                          "the two commands in the docstring of scripts/train_shapes_clip.py (the shipped CNN CLIP)")
-    return path
+    return _existing(assets_dir() / f"{CNN_NAME}.safetensors", "scripts/train_shapes_clip.py",
+                     how="the two commands in the docstring of scripts/train_shapes_clip.py (the shipped CNN CLIP)")
 
 
 def builtin_clip_configs() -> dict[str, Path]:
@@ -100,10 +97,12 @@ def vqgan_paths() -> tuple[Path, Path]:
     )
 
 
-def _existing(path: Path, script: str) -> Path:
+def _existing(path: Path, script: str, how: str | None = None) -> Path:
+    """``path`` if it is a file; else an error naming how to rebuild it (``how``, or running ``script``)."""
     if not path.is_file():
+        how = how or f"'python {script} --out {path.parent}'"
         raise PixgenError(f"the built-in shapes model file {path} is missing; reinstall pixgen, or rebuild it "
-                          f"with 'python {script} --out {path.parent}'")
+                          f"with {how}")
     return path
 
 
