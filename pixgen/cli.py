@@ -34,6 +34,7 @@ _RUN_OPTIONS = [
     click.option("--cut-zoom", type=float, help="Share of zoom cutouts; the rest show the whole image (0.6)."),
     click.option("--lr", type=float, help="Learning rate (default: the drawer's own)."),
     click.option("--lr-drops", type=float, multiple=True, help="LR falls 10x at these % of the run (default 75)."),
+    click.option("--lr-warmup", type=float, help="LR rises linearly over this % of the run (default 0: none)."),
     click.option("--save-every", type=int, help="Rewrite output.png every N steps (default 10; 0 = end only)."),
     click.option("--out", "-o", help="Output folder (default outputs/YYYYMMDD_NN)."),
     click.option("--device", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps."),

@@ -38,6 +38,7 @@ class RunConfig:
     cut_zoom: float = 0.6
     lr: float | None = None
     lr_drops: list[float] = field(default_factory=lambda: [75.0])
+    lr_warmup: float = 0.0
     save_every: int = 10
     out: str | None = None
     device: str = "auto"
@@ -161,6 +162,7 @@ def check(config: RunConfig) -> None:
     config.lr_drops = [float(v) for v in config.lr_drops]
     if any(not 0 < v < 100 for v in config.lr_drops):
         raise PixgenError(f"lr_drops {config.lr_drops} must be percentages between 0 and 100")
+    config.lr_warmup = _number(config, "lr_warmup", float, 0.0, high=100.0)
     if not config.clip:
         raise PixgenError("no CLIP model given; pass at least one --clip MODEL[:TAG]")
     if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", str(config.device)):

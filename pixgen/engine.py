@@ -82,6 +82,7 @@ class Run:
         self.optimizer = torch.optim.Adam(self.drawer.param_groups(self.lr))
         self.base_lrs = [group["lr"] for group in self.optimizer.param_groups]
         self.iteration, self.history, self.lr_factor = 0, [], 1.0
+        self._schedule_lr()
 
     @property
     def size(self) -> tuple[int, int]:
@@ -160,9 +161,11 @@ class Run:
         return to_pil(self.render())
 
     def _schedule_lr(self) -> None:
-        """Pixray's drops: the learning rate falls 10x at each ``lr_drops`` percentage of the run."""
+        """The factor for the next step: a linear rise over the first ``lr_warmup`` % of the run (Adam's first
+        steps move every parameter by the full lr), then pixray's 10x drops at each ``lr_drops`` percentage."""
         done = sum(self.iteration >= int(p / 100 * (self.config.iterations - 1)) for p in self.config.lr_drops)
-        self.lr_factor = 0.1**done
+        warmup = self.config.lr_warmup / 100 * self.config.iterations
+        self.lr_factor = 0.1**done * min(1.0, (self.iteration + 1) / warmup if warmup > 0 else 1.0)
         for group, base in zip(self.optimizer.param_groups, self.base_lrs, strict=True):
             group["lr"] = base * self.lr_factor
 

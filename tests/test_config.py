@@ -45,6 +45,7 @@ def test_unknown_keys_become_plugin_options_and_are_checked() -> None:
         ({"drawer": "nope"}, "unknown drawer"),
         ({"prompt": "a | | b"}, "empty prompt"),
         ({"lr_drops": [150]}, "lr_drops"),
+        ({"lr_warmup": 120}, "lr_warmup"),
         ({"cut_zoom": 1.5}, "cut_zoom .* between 0 and 1"),
         ({"cut_zoom": -0.1}, "cut_zoom"),
     ],

@@ -73,6 +73,15 @@ def test_learning_rate_drops_at_75_percent(quick: dict) -> None:
     assert lrs[:5] == [0.1] * 5 and lrs[6:] == pytest.approx([0.01] * 3)
 
 
+def test_learning_rate_warms_up_from_the_first_step(quick: dict) -> None:
+    run = Run(RunConfig.from_dict({**quick, "iterations": 10, "lr": 0.1, "lr_warmup": 40, "lr_drops": [80]}))
+    used = []
+    for _ in range(10):
+        used.append(run.optimizer.param_groups[0]["lr"])  # the lr the coming step will use
+        run.step()
+    assert used == pytest.approx([0.025, 0.05, 0.075, 0.1, 0.1, 0.1, 0.1, 0.01, 0.01, 0.01])
+
+
 def test_batches_accumulate_and_init_image(quick: dict, tmp_path) -> None:
     from pixgen.io import save_png, to_pil
 
