@@ -324,14 +324,16 @@ def real_batch(args: argparse.Namespace, gen: torch.Generator, chains: tuple | N
     n_chain = args.chains if chains is not None else 0
     pairs = args.pair_twins if twins > 0 or args.shape_twins == 0 else 0  # with the shape twins (--twins-after)
     images, scenes, specs = random_batch(args.batch - args.clutter - n_chain - twins - pairs, RENDER_SIZE, gen)
-    minimal = []
-    for make, n in ((shape_twins, twins), (pair_twins, pairs)):
-        if n > 0:  # off: no draws, so the runs made before twins existed stay repeatable
-            # pair_twins also returns each twin's original: those pairs join the within-pair loss
-            swapped, twin_specs, *origins = make(scenes, specs, n, rng_from(gen))
-            minimal += [(i, len(scenes) + k) for origin in origins for k, i in enumerate(origin)]
-            images = torch.cat([images, render_scenes(swapped, RENDER_SIZE)])
-            scenes, specs = scenes + swapped, specs + twin_specs
+    minimal = []  # (original, pair twin) indices: the within-pair loss
+    if twins > 0:  # off: no draws, so the runs made before twins existed stay repeatable
+        swapped, twin_specs = shape_twins(scenes, specs, twins, rng_from(gen))
+        images = torch.cat([images, render_scenes(swapped, RENDER_SIZE)])
+        scenes, specs = scenes + swapped, specs + twin_specs
+    if pairs > 0:
+        swapped, twin_specs, origins = pair_twins(scenes, specs, pairs, rng_from(gen))
+        minimal = [(i, len(scenes) + k) for k, i in enumerate(origins)]
+        images = torch.cat([images, render_scenes(swapped, RENDER_SIZE)])
+        scenes, specs = scenes + swapped, specs + twin_specs
     extra = clutter_scenes(args.clutter, gen)
     scenes, images = scenes + extra, torch.cat([images, render_scenes(extra, RENDER_SIZE)])
     negatives = dreams = torch.zeros(0, 3, 64, 64)
