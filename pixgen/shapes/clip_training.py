@@ -78,7 +78,9 @@ def pair_twins(scenes: list, specs: list, n: int, rng) -> tuple[list, list, list
     each one's original."""
     twins, twin_specs, origins = [], [], []
     for i, (scene, spec) in enumerate(zip(scenes, specs, strict=True)):
-        if len(twins) >= n or spec.relation is None:
+        if len(twins) >= n:
+            break
+        if spec.relation is None:
             continue
         fields = rng.choice((("colour",), ("shape",), ("colour", "shape")))
         twin = replace(scene, objects=exchange(*scene.objects, fields))
