@@ -81,8 +81,8 @@ class Run:
         self.lr = self.config.lr if self.config.lr is not None else type(self.drawer).default_lr
         self.optimizer = torch.optim.Adam(self.drawer.param_groups(self.lr))
         self.base_lrs = [group["lr"] for group in self.optimizer.param_groups]
-        self.iteration, self.history, self.lr_factor = 0, [], 1.0
-        self._schedule_lr()
+        self.iteration, self.history = 0, []
+        self._schedule_lr()  # sets lr_factor (a warm-up starts below 1)
 
     @property
     def size(self) -> tuple[int, int]:
