@@ -33,7 +33,9 @@ with ``--shape-warmup`` (supervised shape naming first) and ``--aux-weight`` (a 
 (gradient-ascent images as negatives); ``--stray N`` (N scenes per batch repeated with stray palette-coloured
 cells, as negatives); ``--chains N`` (N generation runs of the VQGAN drawer, ``pixgen.shapes.chains``, advanced
 ``--chain-steps`` per training step with ``--chain-levels`` latent grids: the images the oracle rejects are
-negatives for their captions; ``--chains-after F`` starts them after the fraction F of the run); ``--adv-eps`` (L2
+negatives for their captions; ``--chains-after F`` starts them after the fraction F of the run;
+``--chain-start prior --chain-warmup 15 --chain-smoothness 0 --chain-denoise 15`` make them run as the shapes
+preset does); ``--adv-eps`` (L2
 adversarial views); ``--align N`` (perceptually aligned gradients by double backprop: for N scenes per batch,
 ``--align-weight`` x (1 - cosine) between the image gradient of the similarity to the caption, taken at a
 corrupted copy, and the repair direction clean - corrupted; the copies are painted over with palette blocks, or
@@ -131,6 +133,15 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--chain-repair", type=int, default=0,
                    help="each chain's true scene is the nearest of K to its image; with --align, the chain images"
                         " are the corrupted copies, so the gradient learns to point from them to it (0: off)")
+    p.add_argument("--chain-start", choices=("noise", "prior"), default="noise",
+                   help="the chains' starts: encoded fractal noise, or the code prior's draw (the shapes preset's)")
+    p.add_argument("--chain-warmup", type=int, default=0,
+                   help="generation steps over which the chains' lr rises (the preset's lr_warmup 10 %%: 15)")
+    p.add_argument("--chain-smoothness", type=float, default=10.0,
+                   help="weight of the chains' smoothness loss (the shapes preset has none: 0)")
+    p.add_argument("--chain-denoise", type=float, default=0.0,
+                   help="weight of the chains' denoiser loss after 45 steps, relative to the CLIP distance (the "
+                        "preset's denoise:0.3@30 beside a CLIP at weight 2: 15; 0: off)")
     p.add_argument("--chains-after", type=float, default=0.0,
                    help="the chains' images join the batches only after this fraction of the run (0: from the "
                         "start), so that one run learns the captions first and then its own generation's failures")
@@ -309,7 +320,8 @@ def make_chains(args: argparse.Namespace, gen: torch.Generator) -> tuple | None:
 
     rng = rng_from(gen)
     settings = ChainSettings(n=args.chains, steps=args.chain_steps, levels=args.chain_levels,
-                             pair_share=args.chain_pairs)
+                             pair_share=args.chain_pairs, start=args.chain_start, warmup=args.chain_warmup,
+                             smoothness=args.chain_smoothness, denoise=args.chain_denoise)
     views = TrainViews(64, zoom_fraction=args.zoom_fraction, clean_fraction=0.0)
     return DrawerChains(load_vqgan(*vqgan_paths()), settings, rng), views, rng
 

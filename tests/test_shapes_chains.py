@@ -64,6 +64,32 @@ def test_finished_chains_restart_from_noise_with_a_new_caption() -> None:
     assert not torch.allclose(z[:2], chains.latent()[:2], atol=0.5)
 
 
+def test_prior_start_chains_begin_on_the_code_priors_grid_and_warm_their_lr_up() -> None:
+    model, tokenizer, chains, views = _parts(n=3, steps=1)
+    chains = DrawerChains(chains.vqgan, ChainSettings(n=3, steps=1, start="prior", warmup=10), random.Random(0))
+    start = chains.latent().clone()
+    book = chains.vqgan.codebook
+    assert torch.allclose(chains.vqgan.quantize(start), start)  # every cell is one of the prior's codes
+    chains.life[:] = 1000
+    chains.advance(model, tokenizer, views)
+    step = (chains.latent() - start).abs()
+    assert 0 < step.max() <= 0.5 / 10 + 1e-6  # Adam's first step is the lr in size: here a tenth of it
+    assert (chains.latent() >= book.amin(0).view(1, -1, 1, 1) - 1e-6).all()
+
+
+def test_chain_denoiser_loss_waits_for_its_step_and_pulls_towards_the_denoised_render() -> None:
+    vqgan = load_vqgan(*vqgan_paths())
+    chains = DrawerChains(vqgan, ChainSettings(n=2, denoise=15.0, denoise_after=45), random.Random(0))
+    images = chains.images()
+    assert chains._denoise(images).item() == 0.0  # no chain is 45 steps old yet
+    chains.t[:] = torch.tensor([10.0, 45.0])
+    with torch.no_grad():
+        clean = chains.denoiser(images, None)
+    expected = 15.0 * (images[1] - clean[1]).pow(2).mean()
+    assert torch.allclose(chains._denoise(images), expected)
+    assert expected > 0
+
+
 @pytest.mark.parametrize("share", [0.0, 1.0])
 def test_chain_pairs_sets_the_share_of_two_shape_captions(share: float) -> None:
     vqgan = load_vqgan(*vqgan_paths())

@@ -37,13 +37,29 @@ class ChainSettings:
     lifetime: int = 150  # generation steps before a chain restarts, at most
     levels: int = 1  # latent grids (the drawer's latent_levels: the latent plus coarser grids summed into it)
     pair_share: float | None = None  # share of two-shape captions (None: the caption sampler's own, about 0.45)
+    start: str = "noise"  # "noise": encoded fractal noise (the engine's pixels init); "prior": the code prior's draw
+    warmup: int = 0  # generation steps over which the lr rises linearly (the preset's lr_warmup, in steps)
+    denoise: float = 0.0  # weight of the shapes denoiser's loss relative to the CLIP distance (0: off)
+    denoise_after: int = 45  # generation steps before the denoiser's loss applies (the preset's 30 % of 150)
 
 
 class DrawerChains:
     """``n`` generation runs of the shapes VQGAN drawer, advanced against the current CLIP."""
 
     def __init__(self, vqgan, settings: ChainSettings, rng: random.Random, size: int = 64) -> None:
+        if settings.start not in ("noise", "prior"):
+            raise ValueError(f"chain start {settings.start!r} must be 'noise' or 'prior'")
         self.vqgan, self.cfg, self.rng, self.size = vqgan, settings, rng, size
+        self.prior = self.denoiser = None
+        if settings.start == "prior":
+            from pixgen.shapes.prior import prior_for
+
+            self.prior = prior_for("shapes", vqgan.codebook)
+        if settings.denoise > 0:
+            from pixgen.shapes.denoiser import load_denoiser
+            from pixgen.shapes.models import denoiser_path
+
+            self.denoiser = load_denoiser(denoiser_path())
         d, h = vqgan.codebook.shape[1], size // vqgan.factor
         #: the latent grid, then the coarser ones (half, quarter, ... size), as the drawer's ``latent_levels``
         self.grids = [torch.zeros(settings.n, d, -(-h // 2**k), -(-h // 2**k)) for k in range(settings.levels)]
@@ -70,15 +86,22 @@ class DrawerChains:
 
     @torch.no_grad()
     def _restart(self, which: torch.Tensor) -> None:
-        """Fresh noise starts (the engine's ``pixels`` init: encoded fractal noise) and new captions."""
+        """New captions and fresh starts: encoded fractal noise (the engine's ``pixels`` init) or, with
+        ``start="prior"``, the code prior's draw for the new caption (the shapes preset's start)."""
         gen = torch.Generator().manual_seed(self.rng.randrange(2**31))
-        for i in which.nonzero().flatten().tolist():
-            img = fractal_noise(self.size, self.size, gen)
-            self.grids[0][i] = self.vqgan.encode(img * 2 - 1)[0]
-            for grid in self.grids[1:]:
-                grid[i] = 0
+        index = which.nonzero().flatten().tolist()
+        for i in index:
             self.specs[i] = self._spec()
             self.life[i] = self.rng.randint(self.cfg.steps, self.cfg.lifetime)
+            for grid in self.grids[1:]:
+                grid[i] = 0
+            if self.prior is None:
+                self.grids[0][i] = self.vqgan.encode(fractal_noise(self.size, self.size, gen) * 2 - 1)[0]
+        if self.prior is not None and index:
+            from pixgen.shapes.denoiser import caption_tokens
+
+            codes = self.prior.sample_codes(caption_tokens([spec_caption(self.specs[i]) for i in index]), gen)
+            self.grids[0][index] = self.vqgan.tokens_to_latent(codes)
         for m, v in zip(self.m, self.v, strict=True):
             m[which], v[which] = 0, 0
         self.t[which] = 0
@@ -102,9 +125,10 @@ class DrawerChains:
             txt = model.encode_text(tokenizer(self.captions))
         for _ in range(self.cfg.steps):
             self.grids = [g.detach().requires_grad_(True) for g in self.grids]
-            cut = views(self.images())
+            images = self.images()
+            cut = views(images)
             emb = model.encode_image(normalise(cut))
-            loss = spherical_dist(emb, txt).sum() + self.cfg.smoothness * _smoothness(cut)
+            loss = spherical_dist(emb, txt).sum() + self.cfg.smoothness * _smoothness(cut) + self._denoise(images)
             grads = torch.autograd.grad(loss, self.grids)
             self.grids = [g.detach() for g in self.grids]
             self._adam(grads)
@@ -112,15 +136,27 @@ class DrawerChains:
         with torch.no_grad():
             return self.images()
 
+    def _denoise(self, images: torch.Tensor) -> torch.Tensor:
+        """The denoiser's loss (``denoise`` × the mean squared distance of each render to its fixed denoised
+        self), summed over the chains that are past ``denoise_after`` steps; 0 without a denoiser."""
+        if self.denoiser is None:
+            return torch.zeros(())
+        with torch.no_grad():
+            clean = self.denoiser(images, None)
+        per_chain = (images - clean).pow(2).mean(dim=(1, 2, 3))
+        return self.cfg.denoise * (per_chain * (self.t >= self.cfg.denoise_after)).sum()
+
     @torch.no_grad()
     def _adam(self, grads: tuple[torch.Tensor, ...]) -> None:
-        """One Adam step per chain and grid (torch's defaults: betas 0.9, 0.999, eps 1e-8), then the clamp."""
+        """One Adam step per chain and grid (torch's defaults: betas 0.9, 0.999, eps 1e-8; the lr rising over
+        ``warmup`` steps), then the clamp."""
         self.t += 1
         t = self.t.view(-1, 1, 1, 1)
+        lr = self.cfg.lr * (t / self.cfg.warmup).clamp(max=1.0) if self.cfg.warmup > 0 else self.cfg.lr
         for grid, grad, m, v in zip(self.grids, grads, self.m, self.v, strict=True):
             m.mul_(0.9).add_(grad, alpha=0.1)
             v.mul_(0.999).addcmul_(grad, grad, value=0.001)
-            grid -= self.cfg.lr * (m / (1 - 0.9**t)) / ((v / (1 - 0.999**t)).sqrt() + 1e-8)
+            grid -= lr * (m / (1 - 0.9**t)) / ((v / (1 - 0.999**t)).sqrt() + 1e-8)
         self._project()
 
     @torch.no_grad()
