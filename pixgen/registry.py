@@ -93,6 +93,7 @@ def _builtin_losses() -> Registry:
     reg.register("palette", "pixgen.losses.palette:PaletteLoss")
     reg.register("smoothness", "pixgen.losses.smoothness:SmoothnessLoss")
     reg.register("denoise", "pixgen.losses.denoise:DenoiseLoss")
+    reg.register("layout", "pixgen.losses.layout:LayoutLoss")
     return reg
 
 

@@ -18,7 +18,7 @@ Semantics (shared by :func:`describes` and the oracle, which measures the same q
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from pixgen.errors import PixgenError
 
@@ -229,3 +229,25 @@ def scene_spec(scene: Scene) -> Spec:
 def caption_of(scene: Scene) -> str:
     """The most specific caption that is true of ``scene``."""
     return spec_caption(scene_spec(scene))
+
+
+#: for a relation, the box (x0, y0, x1, y1) of the first shape and of the second: middle squares of two halves
+RELATION_BOXES: dict[str, tuple[tuple[float, float, float, float], tuple[float, float, float, float]]] = {
+    "above": ((0.25, 0.0, 0.75, 0.5), (0.25, 0.5, 0.75, 1.0)),
+    "below": ((0.25, 0.5, 0.75, 1.0), (0.25, 0.0, 0.75, 0.5)),
+    "left of": ((0.0, 0.25, 0.5, 0.75), (0.5, 0.25, 1.0, 0.75)),
+    "right of": ((0.5, 0.25, 1.0, 0.75), (0.0, 0.25, 0.5, 0.75)),
+}
+
+
+def relation_boxes(caption: str) -> list[tuple[str, tuple[float, float, float, float]]]:
+    """For a two-shape caption, each shape's one-shape caption ("in the center", with the caption's background)
+    and its box (fractions of the image); ``[]`` for any other caption."""
+    try:
+        spec = parse_caption(caption)
+    except PixgenError:
+        return []
+    if spec.relation is None:
+        return []
+    return [(spec_caption(Spec((replace(obj, position="center"),), None, spec.background)), box)
+            for obj, box in zip(spec.objects, RELATION_BOXES[spec.relation], strict=True)]

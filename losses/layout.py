@@ -1,0 +1,65 @@
+"""``--loss layout``: a two-shape shapes caption scored shape by shape, each in its own half of the frame.
+
+A CLIP reads "a red circle above a blue square" from the whole image, where both shapes are small. This loss
+splits such a caption (``pixgen.shapes.world``'s grammar) into one one-shape caption per shape, each "in the
+center" of a square box on its side of the relation ("above": the top half's middle square, the other in the
+bottom half's), and pulls cutouts of each box towards its caption with the run's CLIPs and cutouts: each
+shape is seen at twice the size. Any other prompt (one shape, or outside the shapes world) adds nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch
+
+from pixgen.errors import PixgenError
+from pixgen.losses.base import Loss, LossInput
+from pixgen.losses.functional import spherical_dist
+from pixgen.prompts import main_prompt
+
+
+class LayoutLoss(Loss):
+    """Mean over each box and CLIP (weighted as the run weighs its CLIPs) of the box cutouts' distance to
+    the box's one-shape caption."""
+
+    name: ClassVar[str] = "layout"
+    spec_args: ClassVar[tuple[str, ...]] = ("layout_cutn",)
+
+    def __init__(self, *, layout_cutn: int = 16) -> None:
+        """Options: ``layout_cutn``, cutouts per box and step (the run's augmentations)."""
+        super().__init__()
+        if layout_cutn < 1:
+            raise PixgenError(f"layout_cutn must be at least 1, got {layout_cutn}")
+        self.cutn = int(layout_cutn)
+        self.cutouts: dict[int, Any] = {}
+        self.boxes: list[tuple[float, float, float, float]] = []
+        self.targets: list[dict[str, torch.Tensor]] = []
+        self.run: Any = None
+
+    def setup(self, context: Any = None) -> None:
+        """Split the run's main prompt into boxes and encode each box's caption with every CLIP of the run."""
+        from pixgen.augment import Cutouts
+        from pixgen.shapes.world import relation_boxes
+
+        self.run = context
+        config = getattr(context, "config", None)
+        self.cutouts = {size: Cutouts(size, self.cutn, zoom_fraction=config.cut_zoom, noise=config.cut_noise,
+                                      augment=config.augment)
+                        for size in {perc.input_size for perc, _ in context.perceptors.values()}}
+        regions = relation_boxes(main_prompt(getattr(config, "prompt", None)))
+        self.boxes = [box for _, box in regions]
+        self.targets = [{key: perc.encode_text([caption]) for key, (perc, _) in context.perceptors.items()}
+                        for caption, _ in regions]
+
+    def forward(self, inp: LossInput) -> torch.Tensor:
+        """Σ_boxes Σ_CLIPs weight · mean distance of the box's cutouts to its caption (0 without boxes)."""
+        total = inp.render.sum() * 0.0
+        _, _, h, w = inp.render.shape
+        for (x0, y0, x1, y1), targets in zip(self.boxes, self.targets, strict=True):
+            crop = inp.render[:, :, round(y0 * h):round(y1 * h), round(x0 * w):round(x1 * w)]
+            cuts = {size: cut(crop)[0] for size, cut in self.cutouts.items()}
+            for key, (perc, weight) in self.run.perceptors.items():
+                emb = perc.encode_image(cuts[perc.input_size])
+                total = total + weight * spherical_dist(emb, targets[key]).mean()
+        return total
