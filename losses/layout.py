@@ -35,21 +35,18 @@ class LayoutLoss(Loss):
         self.cutouts: dict[int, Any] = {}
         self.boxes: list[tuple[float, float, float, float]] = []
         self.targets: list[dict[str, torch.Tensor]] = []
-        self.run: Any = None
+        self.perceptors: dict[str, tuple[Any, float]] = {}
 
     def setup(self, context: Any = None) -> None:
         """Split the run's main prompt into boxes and encode each box's caption with every CLIP of the run."""
-        from pixgen.augment import Cutouts
+        from pixgen.augment import cutouts_for
         from pixgen.shapes.world import relation_boxes
 
-        self.run = context
-        config = getattr(context, "config", None)
-        self.cutouts = {size: Cutouts(size, self.cutn, zoom_fraction=config.cut_zoom, noise=config.cut_noise,
-                                      augment=config.augment)
-                        for size in {perc.input_size for perc, _ in context.perceptors.values()}}
-        regions = relation_boxes(main_prompt(getattr(config, "prompt", None)))
+        self.perceptors = context.perceptors
+        self.cutouts = cutouts_for(context.config, self.perceptors, self.cutn)
+        regions = relation_boxes(main_prompt(context.config.prompt))
         self.boxes = [box for _, box in regions]
-        self.targets = [{key: perc.encode_text([caption]) for key, (perc, _) in context.perceptors.items()}
+        self.targets = [{key: perc.encode_text([caption]) for key, (perc, _) in self.perceptors.items()}
                         for caption, _ in regions]
 
     def forward(self, inp: LossInput) -> torch.Tensor:
@@ -59,7 +56,7 @@ class LayoutLoss(Loss):
         for (x0, y0, x1, y1), targets in zip(self.boxes, self.targets, strict=True):
             crop = inp.render[:, :, round(y0 * h):round(y1 * h), round(x0 * w):round(x1 * w)]
             cuts = {size: cut(crop)[0] for size, cut in self.cutouts.items()}
-            for key, (perc, weight) in self.run.perceptors.items():
+            for key, (perc, weight) in self.perceptors.items():
                 emb = perc.encode_image(cuts[perc.input_size])
                 total = total + weight * spherical_dist(emb, targets[key]).mean()
         return total

@@ -10,6 +10,7 @@ per-cut std drawn from U(0, noise). The sampled parameters can be replayed on an
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -24,6 +25,14 @@ class CutoutParams:
     color: list | None
     gray: torch.Tensor  # (N, 1, 1, 1)
     noise: torch.Tensor  # (N, 3, s, s)
+
+
+def cutouts_for(config: Any, perceptors: dict[str, tuple[Any, float]], cutn: int) -> dict[int, Cutouts]:
+    """One ``Cutouts`` of ``cutn`` crops per input size of ``perceptors``, with the run config's zoom share,
+    noise and augment switch."""
+    sizes = sorted({perceptor.input_size for perceptor, _ in perceptors.values()})
+    return {s: Cutouts(s, cutn, zoom_fraction=config.cut_zoom, noise=config.cut_noise, augment=config.augment)
+            for s in sizes}
 
 
 class Cutouts:

@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from pixgen.augment import Cutouts
+from pixgen.augment import cutouts_for
 from pixgen.config import RunConfig, check, resolve_seed
 from pixgen.errors import PixgenError
 from pixgen.losses.base import LossInput
@@ -75,9 +75,7 @@ class Run:
         for filt, _ in self.filters.values():
             filt.setup(self)
         self.losses = build_losses(self.config, self.perceptors, self, extra_losses)
-        sizes = sorted({perceptor.input_size for perceptor, _ in self.perceptors.values()})
-        self.cutouts = {s: Cutouts(s, self.config.cutn, zoom_fraction=self.config.cut_zoom,
-                                   noise=self.config.cut_noise, augment=self.config.augment) for s in sizes}
+        self.cutouts = cutouts_for(self.config, self.perceptors, self.config.cutn)
         self.lr = self.config.lr if self.config.lr is not None else type(self.drawer).default_lr
         self.optimizer = torch.optim.Adam(self.drawer.param_groups(self.lr))
         self.base_lrs = [group["lr"] for group in self.optimizer.param_groups]
