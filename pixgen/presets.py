@@ -27,9 +27,12 @@ PRESETS: dict[str, dict[str, Any]] = {
     # right from step 0), mostly wide cutouts (the CLIPs read positions and counts from the whole image), the
     # shapes denoiser's prior after the first 30 % of the run (clean flat shapes) and a latent pyramid that
     # moves whole areas, with the lr rising over the first 10 % (else Adam's first step, a full-lr step on
-    # every grid, wipes out the prior's start); measured in scripts/eval_shapes.py (README, "The shapes demo")
+    # every grid, wipes out the prior's start); a two-shape caption is also scored shape by shape in a box on
+    # its side of the relation, with nothing outside the boxes (the layout loss; it lets the denoiser pull
+    # harder without erasing the pair's small shapes); measured in scripts/eval_shapes.py (README, "The shapes
+    # demo")
     "shapes": {"clip": ["shapes", "shapes_cnn@2"], "drawer": "vqgan:shapes", "size": "64x64", "iterations": 150,
-               "cutn": 16, "lr": 0.5, "lr_warmup": 10, "cut_zoom": 0.1, "loss": ["denoise:0.3@30"],
+               "cutn": 16, "lr": 0.5, "lr_warmup": 10, "cut_zoom": 0.1, "loss": ["denoise:0.3@60", "layout"],
                "latent_levels": 4, "init_noise": "prior", "code_prior": "shapes"},
 }
 #: preset settings that are options of the preset's own drawer: left out when the user picks another drawer

@@ -141,7 +141,7 @@ def parse_args() -> argparse.Namespace:
                    help="weight of the chains' smoothness loss (the shapes preset has none: 0)")
     p.add_argument("--chain-denoise", type=float, default=0.0,
                    help="weight of the chains' denoiser loss after 45 steps, relative to the CLIP distance (the "
-                        "preset's denoise:0.3@30 beside a CLIP at weight 2: 15; 0: off)")
+                        "session 22 preset's denoise:0.3@30 beside a CLIP at weight 2: 15; 0: off)")
     p.add_argument("--chains-after", type=float, default=0.0,
                    help="the chains' images join the batches only after this fraction of the run (0: from the "
                         "start), so that one run learns the captions first and then its own generation's failures")

@@ -240,14 +240,14 @@ RELATION_BOXES: dict[str, tuple[tuple[float, float, float, float], tuple[float, 
 }
 
 
-def relation_boxes(caption: str) -> list[tuple[str, tuple[float, float, float, float]]]:
-    """For a two-shape caption, each shape's one-shape caption ("in the center", with the caption's background)
-    and its box (fractions of the image); ``[]`` for any other caption."""
+def relation_boxes(caption: str, size: str | None = None) -> list[tuple[str, tuple[float, float, float, float]]]:
+    """For a two-shape caption, each shape's one-shape caption ("in the center", of ``size`` if given, with the
+    caption's background) and its box (fractions of the image); ``[]`` for any other caption."""
     try:
         spec = parse_caption(caption)
     except PixgenError:
         return []
     if spec.relation is None:
         return []
-    return [(spec_caption(Spec((replace(obj, position="center"),), None, spec.background)), box)
+    return [(spec_caption(Spec((replace(obj, position="center", size=size),), None, spec.background)), box)
             for obj, box in zip(spec.objects, RELATION_BOXES[spec.relation], strict=True)]
