@@ -85,6 +85,18 @@ def settings_of(config: str, extra: list[str]) -> dict:
     return values
 
 
+def check_settings(settings: dict, caption: str) -> None:
+    """Exit with pixgen's message when ``settings`` cannot make a run (a misspelt option, a bad loss spec)."""
+    from pixgen.config import RunConfig, check
+    from pixgen.errors import PixgenError
+
+    values = {k: v for k, v in settings.items() if k != "true_start"}
+    try:
+        check(RunConfig.from_dict({**values, "prompt": caption}))
+    except PixgenError as err:
+        raise SystemExit(f"eval_shapes: {err}") from None
+
+
 def run_one(job: tuple[str, dict, str, int]) -> dict:
     """Generate one image (one torch thread) and judge it; returns the verdict and the image as uint8."""
     import torch
@@ -195,6 +207,8 @@ def main() -> None:
     start_from = {"true_start": True} if args.true_start else {}
     jobs = [(c, {**settings_of(c, args.set), **start_from}, cap, s) for c in configs for cap in captions
             for s in args.seeds]
+    for config in configs:  # bad settings fail here, in one line, before any worker starts
+        check_settings(settings_of(config, args.set), captions[0])
     start = time.time()
     with ProcessPoolExecutor(args.workers, mp_context=get_context("spawn")) as pool:
         rows = list(pool.map(run_one, jobs))

@@ -82,3 +82,11 @@ def test_true_start_begins_from_a_scene_that_the_oracle_passes() -> None:
     kept = module.run_one(("vqgan", {**still, "true_start": True}, caption, 0))
     noise = module.run_one(("vqgan", still, caption, 0))
     assert kept["passed"] and not noise["passed"], (kept["reasons"], noise["reasons"])
+
+
+def test_bad_settings_stop_the_script_with_one_line_before_any_run() -> None:
+    done = subprocess.run([sys.executable, str(SCRIPT), "--configs", "vqgan", "--first", "1",
+                           "--set", "loss=['layout:1:2:3']"], capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0 and "Traceback" not in done.stderr
+    assert done.stderr.strip() == ("eval_shapes: loss 'layout' takes at most 2 ':' argument(s) "
+                                   "(layout_cutn, layout_clear), got '1:2:3'")
