@@ -23,8 +23,10 @@ from pixgen.prompts import main_prompt
 
 
 class LayoutLoss(Loss):
-    """Mean over each box and CLIP (weighted as the run weighs its CLIPs) of the box cutouts' distance to
-    the box's one-shape caption."""
+    """Two-shape captions: each shape's box scored alone by the CLIPs, and the colour spread outside the boxes.
+
+    Σ over boxes and CLIPs (weighted as the run weighs its CLIPs) of the box cutouts' mean distance to the
+    box's one-shape caption, plus ``layout_clear`` × ``outside_spread``."""
 
     name: ClassVar[str] = "layout"
     spec_args: ClassVar[tuple[str, ...]] = ("layout_cutn", "layout_clear")
