@@ -63,8 +63,8 @@ class LayoutLoss(Loss):
         """Σ_boxes Σ_CLIPs weight · mean distance of the box's cutouts to its caption (0 without boxes)."""
         total = inp.render.sum() * 0.0
         _, _, h, w = inp.render.shape
-        for (x0, y0, x1, y1), targets in zip(self.boxes, self.targets, strict=True):
-            crop = inp.render[:, :, round(y0 * h):round(y1 * h), round(x0 * w):round(x1 * w)]
+        for box, targets in zip(self.boxes, self.targets, strict=True):
+            crop = inp.render[(..., *box_slices(box, h, w))]
             cuts = {size: cut(crop)[0] for size, cut in self.cutouts.items()}
             for key, (perc, weight) in self.perceptors.items():
                 emb = perc.encode_image(cuts[perc.input_size])
@@ -74,13 +74,19 @@ class LayoutLoss(Loss):
         return total
 
 
+def box_slices(box: tuple[float, float, float, float], h: int, w: int) -> tuple[slice, slice]:
+    """The (rows, columns) slices of the box ``x0, y0, x1, y1`` (fractions) in an ``h`` × ``w`` image."""
+    x0, y0, x1, y1 = box
+    return slice(round(y0 * h), round(y1 * h)), slice(round(x0 * w), round(x1 * w))
+
+
 def outside_spread(image: torch.Tensor, boxes: list[tuple[float, float, float, float]]) -> torch.Tensor:
     """Mean squared distance of the pixels of ``image`` (B, C, H, W) outside every box (fractions
     ``x0, y0, x1, y1``) to their mean colour, per image; 0 when the boxes cover it all."""
     _, _, h, w = image.shape
     outside = torch.ones(h, w, dtype=torch.bool, device=image.device)
-    for x0, y0, x1, y1 in boxes:
-        outside[round(y0 * h):round(y1 * h), round(x0 * w):round(x1 * w)] = False
+    for box in boxes:
+        outside[box_slices(box, h, w)] = False
     if not outside.any():
         return image.sum() * 0.0
     pixels = image[:, :, outside]  # (B, C, N)
