@@ -62,7 +62,8 @@ def quick(clip_spec: str) -> dict:
 
 @pytest.fixture
 def one_thread():
-    """Many small tensor ops (rasterizers, cell maps): one intra-op thread is faster on a small, shared CPU."""
+    """Many small tensor ops (rasterizers, cell maps): one intra-op thread is faster on a small, shared CPU;
+    it is also how ``scripts/eval_shapes.py`` runs, whose verdicts a test may repeat."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     yield

@@ -8,25 +8,11 @@ satisfies in that table, and ask the oracle for a full pass.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
-
-import pytest
-import torch
 
 import pixgen
 from pixgen.callbacks import Callback
 from pixgen.shapes.oracle import check
-
-
-@pytest.fixture
-def one_thread() -> Iterator[None]:
-    """Runs as ``scripts/eval_shapes.py`` makes them (one torch thread): the float sums, and so a 150-step run's
-    last details, depend on the thread count."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 class ClipTerms(Callback):
@@ -49,8 +35,9 @@ def test_shapes_demo_makes_the_quickstart_caption() -> None:
 
 
 def test_shapes_demo_makes_a_two_shape_caption(one_thread: None) -> None:
-    # the preset passes half of the two-shape runs (README), this caption with seeds 0 and 1; a run's verdict
-    # can flip with the machine's float arithmetic, so one of the two must pass
+    # one thread (conftest's fixture), as scripts/eval_shapes.py runs them: the float sums, and so a 150-step
+    # run's last details, depend on the thread count. The preset passes half of the two-shape runs (README),
+    # this caption with seeds 0 and 1; a verdict can flip with the machine's arithmetic, so one must pass
     caption = "a yellow triangle left of a purple circle on a black background"
     verdicts = [check(pixgen.run(caption, preset="shapes", seed=seed, save=False, progress=False).image, caption)
                 for seed in (0, 1)]
