@@ -90,9 +90,8 @@ def check_settings(settings: dict, caption: str) -> None:
     from pixgen.config import RunConfig, check
     from pixgen.errors import PixgenError
 
-    values = {k: v for k, v in settings.items() if k != "true_start"}
     try:
-        check(RunConfig.from_dict({**values, "prompt": caption}))
+        check(RunConfig.from_dict({**settings, "prompt": caption}))
     except PixgenError as err:
         raise SystemExit(f"eval_shapes: {err}") from None
 
@@ -204,18 +203,18 @@ def main() -> None:
     if unknown:
         raise SystemExit(f"unknown configuration(s) {unknown}; choose from {', '.join(CONFIGS)}")
     captions = pick_captions(args.captions)[: args.first]
-    start_from = {"true_start": True} if args.true_start else {}
-    jobs = [(c, {**settings_of(c, args.set), **start_from}, cap, s) for c in configs for cap in captions
-            for s in args.seeds]
+    settings = {c: settings_of(c, args.set) for c in configs}
     for config in configs:  # bad settings fail here, in one line, before any worker starts
-        check_settings(settings_of(config, args.set), captions[0])
+        check_settings(settings[config], captions[0])
+    start_from = {"true_start": True} if args.true_start else {}
+    jobs = [(c, {**settings[c], **start_from}, cap, s) for c in configs for cap in captions for s in args.seeds]
     start = time.time()
     with ProcessPoolExecutor(args.workers, mp_context=get_context("spawn")) as pool:
         rows = list(pool.map(run_one, jobs))
     print(table(rows, configs, captions))
     print("\n" + failures(rows, configs))
     print(f"\n{len(jobs)} runs in {(time.time() - start) / 60:.1f} min with {args.workers} workers; "
-          f"settings: " + "; ".join(f"{c}: {settings_of(c, args.set)}" for c in configs))
+          f"settings: " + "; ".join(f"{c}: {settings[c]}" for c in configs))
     if args.sheet:
         contact_sheet(rows, configs, captions, args.seeds, args.sheet)
         print(f"contact sheet: {args.sheet}")
