@@ -18,7 +18,7 @@ def run(prompt: str | None = None, *, callbacks: Sequence[Any] | None = None, pr
     the image is shown every ``display_every`` steps.
     """
     from pixgen.callbacks import NotebookDisplay, Progress, SaveImage
-    from pixgen.engine import Run
+    from pixgen.starts import best_start
 
     base = config.to_dict() if isinstance(config, RunConfig) else dict(config or {})
     if prompt is not None:
@@ -31,7 +31,7 @@ def run(prompt: str | None = None, *, callbacks: Sequence[Any] | None = None, pr
         extra.append(Progress(notebook=_in_notebook()))
     if display_every and _in_notebook():
         extra.append(NotebookDisplay(display_every))
-    return Run(cfg, [*extra, *(callbacks or [])]).run()
+    return best_start(cfg, [*extra, *(callbacks or [])], progress=progress).run()
 
 
 def list_drawers() -> list[str]:

@@ -62,6 +62,7 @@ def settings_to_save(run: Any) -> dict[str, Any]:
     settings = run.config.to_dict(non_default=True)
     settings.pop("out", None)
     settings["seed"] = run.seed
+    settings["starts"] = run.config.starts  # always: a preset's starts would otherwise come back
     return settings
 
 

@@ -35,6 +35,8 @@ _RUN_OPTIONS = [
     click.option("--lr", type=float, help="Learning rate (default: the drawer's own)."),
     click.option("--lr-drops", type=float, multiple=True, help="LR falls 10x at these % of the run (default 75)."),
     click.option("--lr-warmup", type=float, help="LR rises linearly over this % of the run (default 0: none)."),
+    click.option("--starts", type=int, help="Try N starts (seeds derived from --seed); keep the best (default 1)."),
+    click.option("--start-trial", type=float, help="% of the run each start takes before the choice (20)."),
     click.option("--save-every", type=int, help="Rewrite output.png every N steps (default 10; 0 = end only)."),
     click.option("--out", "-o", help="Output folder (default outputs/YYYYMMDD_NN)."),
     click.option("--device", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps."),

@@ -39,6 +39,8 @@ class RunConfig:
     lr: float | None = None
     lr_drops: list[float] = field(default_factory=lambda: [75.0])
     lr_warmup: float = 0.0
+    starts: int = 1
+    start_trial: float = 20.0
     save_every: int = 10
     out: str | None = None
     device: str = "auto"
@@ -153,7 +155,7 @@ def dump_yaml(values: dict[str, Any]) -> str:
 def check(config: RunConfig) -> None:
     """Reject impossible settings with one clear message each (types from YAML/API are coerced in place)."""
     config.dimensions()
-    for name, low in (("iterations", 1), ("cutn", 1), ("batches", 1), ("save_every", 0)):
+    for name, low in (("iterations", 1), ("cutn", 1), ("batches", 1), ("save_every", 0), ("starts", 1)):
         setattr(config, name, _number(config, name, int, low))
     config.cut_noise = _number(config, "cut_noise", float, 0.0)
     config.cut_zoom = _number(config, "cut_zoom", float, 0.0, high=1.0)
@@ -163,6 +165,10 @@ def check(config: RunConfig) -> None:
     if any(not 0 < v < 100 for v in config.lr_drops):
         raise PixgenError(f"lr_drops {config.lr_drops} must be percentages between 0 and 100")
     config.lr_warmup = _number(config, "lr_warmup", float, 0.0, high=100.0)
+    config.start_trial = _number(config, "start_trial", float, 0.0, high=100.0)
+    if config.starts > 1 and config.iterations < 2:
+        raise PixgenError(f"starts {config.starts} needs at least 2 iterations (a trial, then the run); "
+                          "give more --iterations or --starts 1")
     if not config.clip:
         raise PixgenError("no CLIP model given; pass at least one --clip MODEL[:TAG]")
     if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", str(config.device)):

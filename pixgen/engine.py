@@ -80,6 +80,7 @@ class Run:
         self.optimizer = torch.optim.Adam(self.drawer.param_groups(self.lr))
         self.base_lrs = [group["lr"] for group in self.optimizer.param_groups]
         self.iteration, self.history = 0, []
+        self.stop_requested = False  # set by a Ctrl-C before run(): it ends at once
         self._schedule_lr()  # sets lr_factor (a warm-up starts below 1)
 
     @property
@@ -130,9 +131,9 @@ class Run:
         start = time.perf_counter()
         for callback in self.callbacks:
             callback.on_start(self)
-        interrupted = False
+        interrupted = self.stop_requested
         try:
-            while self.iteration < self.config.iterations:
+            while not interrupted and self.iteration < self.config.iterations:
                 self.step()
         except KeyboardInterrupt:
             interrupted = True
