@@ -78,7 +78,7 @@ def best_start(config: RunConfig, callbacks: Sequence[Any] = (), progress: bool 
 
 
 def _trial_bar(total: int, progress: bool) -> Any:
-    """A tqdm bar over every trial step (disabled without ``progress``)."""
-    from tqdm import tqdm
+    """A tqdm bar over every trial step (a notebook widget in Jupyter; disabled without ``progress``)."""
+    from tqdm.auto import tqdm
 
     return tqdm(total=total, desc="trying starts", unit="it", dynamic_ncols=True, disable=not progress)
