@@ -51,7 +51,8 @@ def best_start(config: RunConfig, callbacks: Sequence[Any] = (), progress: bool 
     seed = resolve_seed(config.seed)
     steps, began = trial_steps(config), time.perf_counter()
     bar = _trial_bar(config.starts * steps, progress)
-    scored: list[tuple[float, Run]] = []
+    scores: list[float] = []
+    kept: Run | None = None  # the best start so far; the others are dropped as soon as they lose
     interrupted = False
     try:
         for candidate in candidate_seeds(seed, config.starts):
@@ -59,19 +60,20 @@ def best_start(config: RunConfig, callbacks: Sequence[Any] = (), progress: bool 
             for _ in range(steps):
                 result = run.step()
                 bar.update(1)
-                bar.set_postfix(start=len(scored) + 1, loss=f"{result.loss:.4f}", refresh=False)
-            scored.append((score(run, seed), run))
+                bar.set_postfix(start=len(scores) + 1, loss=f"{result.loss:.4f}", refresh=False)
+            scores.append(score(run, seed))
+            if kept is None or scores[-1] < min(scores[:-1]):
+                kept = run
     except KeyboardInterrupt:
-        if not scored:
+        if kept is None:
             raise
         interrupted = True
         log.info("Interrupted while trying starts: keeping the best start so far")
     finally:
         bar.close()
-    best, kept = min(scored, key=lambda item: item[0])
-    log.info("Tried %d starts for %d steps each in %.1fs; kept start %d (seed %d, score %.4f; scores %s)",
-             len(scored), steps, time.perf_counter() - began, [r for _, r in scored].index(kept) + 1, kept.seed,
-             best, ", ".join(f"{s:.4f}" for s, _ in scored))
+    log.info("Tried %d starts for %d steps each in %.1fs; kept start %d (seed %d; scores %s)", len(scores), steps,
+             time.perf_counter() - began, scores.index(min(scores)) + 1, kept.seed,
+             ", ".join(f"{s:.4f}" for s in scores))
     kept.stop_requested = interrupted
     kept.callbacks = list(callbacks)
     return kept
