@@ -168,11 +168,16 @@ class Run:
         for group, base in zip(self.optimizer.param_groups, self.base_lrs, strict=True):
             group["lr"] = base * self.lr_factor
 
-    @contextlib.contextmanager
-    def _rng(self) -> Iterator[None]:
+    def _rng(self) -> contextlib.AbstractContextManager[None]:
         """Run the block with the global torch RNG seeded from this run's generator, restoring it after, so
         kornia's sampling is reproducible and two runs in one process never disturb each other."""
-        devices = [self.device.index or 0] if self.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(int(torch.randint(2**62, (1,), generator=self.generator)))
-            yield
+        return seeded_rng(self.device, int(torch.randint(2**62, (1,), generator=self.generator)))
+
+
+@contextlib.contextmanager
+def seeded_rng(device: torch.device, seed: int) -> Iterator[None]:
+    """Run the block with the global torch RNG (and ``device``'s, if CUDA) seeded with ``seed``, restored after."""
+    devices = [device.index or 0] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from pixgen.config import RunConfig, check, resolve_seed
-from pixgen.engine import Run
+from pixgen.engine import Run, seeded_rng
 
 log = logging.getLogger("pixgen")
 
@@ -36,9 +36,7 @@ def trial_steps(config: RunConfig) -> int:
 def score(run: Run, seed: int) -> float:
     """The run's summed loss averaged over ``SCORE_PASSES`` evaluations whose random cutouts come from
     ``seed``: every start is scored on the same cutouts, so the comparison is not the augmentation's luck."""
-    devices = [run.device.index or 0] if run.device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)
+    with seeded_rng(run.device, seed):
         return sum(float(sum(run.loss_terms().values())) for _ in range(SCORE_PASSES)) / SCORE_PASSES
 
 
