@@ -10,9 +10,11 @@ kind, a stray copy, a wrong background), so it learns to fix what the caption co
 free prompt. ``--init-weights`` starts from a trained denoiser (an unconditioned one gets new caption layers).
 ``--clean-share``, ``--vqgan-share`` and ``--self-weight`` (experimental) train true scenes to be fixed points:
 undamaged inputs, inputs through the shipped VQGAN (as generation's renders are), and the model's own output
-denoised again; ``--fixed-point-after F`` starts them after the fraction F of the run. Prints the held-out mean
-absolute error of the damaged and of the denoised scenes and how many demo scenes survive three denoisings
-(``true_scenes_kept_3x``); writes ``shapes_denoiser.pt`` (fp16 state dict), which ``--loss denoise`` loads.
+denoised again; ``--fixed-point-after F`` starts them after the fraction F of the run. ``--round-share``
+(experimental) rounds the corners of a share of the inputs first (``round_corners``; docs/shapes_experiments.md).
+Prints the held-out mean absolute error of the damaged and of the denoised scenes and how many demo scenes
+survive three denoisings (``true_scenes_kept_3x``); writes ``shapes_denoiser.pt`` (fp16 state dict), which
+``--loss denoise`` loads.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from typing import Any
 import torch
 
 from pixgen.checkpoints import load_checkpoint_state
-from pixgen.shapes.denoiser import ShapesDenoiser, caption_tokens, corrupt
+from pixgen.shapes.denoiser import ShapesDenoiser, caption_tokens, corrupt, round_corners
 from pixgen.shapes.models import assets_dir
 from pixgen.shapes.oracle import check
 from pixgen.shapes.perturb import perturb_scene
@@ -34,18 +36,25 @@ from pixgen.shapes.sample import rng_from, sample_scene, sample_spec
 from pixgen.shapes.training import base_parser, scheduled_steps
 from pixgen.shapes.world import DEMO_CAPTIONS, spec_caption
 
+ROUND_SIGMA = (0.5, 2.5)  # --round-share: corners rounded by this many pixels (pixgen.shapes.denoiser.round_corners)
 FIX_WEIGHT = 5.0  # loss weight of the pixels a conditioned model must change to follow the caption
 
 
-def training_batch(n: int, g: torch.Generator, tokenizer: Any = None, clean_share: float = 0.0) -> tuple[Any, ...]:
+def training_batch(n: int, g: torch.Generator, tokenizer: Any = None, clean_share: float = 0.0,
+                   round_share: float = 0.0) -> tuple[Any, ...]:
     """``(damaged, clean, tokens, weight)``: damaged scenes (the first ``clean_share`` of an unconditioned batch
-    left clean), their clean originals, and for a conditioned model (with a ``tokenizer``) the captions'
-    tokens and a per-pixel loss weight that is ``FIX_WEIGHT`` where the near miss contradicts the caption
-    (else ``None`` and 1)."""
+    left clean, ``round_share`` of the others with rounded corners first), their clean originals, and for a
+    conditioned model (with a ``tokenizer``) the captions' tokens and a per-pixel loss weight that is
+    ``FIX_WEIGHT`` where the near miss contradicts the caption (else ``None`` and 1)."""
     if tokenizer is None:
         clean, _, _ = random_batch(n, 64, g)
         kept = round(n * clean_share)
-        return torch.cat([clean[:kept], corrupt(clean[kept:], g)]), clean, None, 1.0
+        rest = clean[kept:]
+        if round_share:
+            picked = (torch.rand(len(rest), generator=g) < round_share).view(-1, 1, 1, 1)
+            sigma = torch.empty(len(rest)).uniform_(*ROUND_SIGMA, generator=g)
+            rest = torch.where(picked, round_corners(rest, sigma), rest)
+        return torch.cat([clean[:kept], corrupt(rest, g)]), clean, None, 1.0
     rng = rng_from(g)
     specs = [sample_spec(rng) for _ in range(n)]
     scenes = [sample_scene(spec, rng) for spec in specs]
@@ -116,6 +125,9 @@ def parse_args() -> Any:
     parser.add_argument("--init-weights", type=Path, help="start from this denoiser (e.g. an unconditioned one)")
     parser.add_argument("--clean-share", type=float, default=0.0,
                         help="share of (unconditioned) inputs left undamaged: a true scene must come back as it is")
+    parser.add_argument("--round-share", type=float, default=0.0,
+                        help="share of (unconditioned) damaged inputs whose corners are rounded first, so that the "
+                             "model sharpens corners instead of rounding them")
     parser.add_argument("--vqgan-share", type=float, default=0.0,
                         help="share of inputs passed through the shipped VQGAN first, as generation's renders are")
     parser.add_argument("--self-weight", type=float, default=0.0,
@@ -125,11 +137,11 @@ def parse_args() -> Any:
                         help="--clean-share, --vqgan-share and --self-weight start only after this fraction of the "
                              "run (0: from the start), so that one run first learns to denoise, then to keep scenes")
     args = parser.parse_args()
-    if not (0 <= args.clean_share <= 1 and 0 <= args.vqgan_share <= 1):
-        parser.error("--clean-share and --vqgan-share are shares of the batch, between 0 and 1")
-    if args.conditioned and args.clean_share:
-        parser.error("--clean-share is for the unconditioned denoiser; a conditioned one already sees a quarter "
-                     "of its near misses unchanged")
+    if not all(0 <= share <= 1 for share in (args.clean_share, args.vqgan_share, args.round_share)):
+        parser.error("--clean-share, --vqgan-share and --round-share are shares of the batch, between 0 and 1")
+    if args.conditioned and (args.clean_share or args.round_share):
+        parser.error("--clean-share and --round-share are for the unconditioned denoiser; a conditioned one "
+                     "already sees a quarter of its near misses unchanged")
     return args
 
 
@@ -165,7 +177,7 @@ def main() -> None:
     start, done = time.time(), 0
     for step, t, bar in scheduled_steps(opt, args, "denoiser"):
         fixed = t >= args.fixed_point_after
-        batch = training_batch(args.batch, g, tokenizer, args.clean_share if fixed else 0.0)
+        batch = training_batch(args.batch, g, tokenizer, args.clean_share if fixed else 0.0, args.round_share)
         loss = step_loss(model, batch, args, round_trip if fixed else None, g, fixed)
         opt.zero_grad()
         loss.backward()

@@ -13,8 +13,9 @@ import torch
 from pixgen.errors import PixgenError
 from pixgen.losses.base import LossInput
 from pixgen.registry import LOSSES
-from pixgen.shapes.denoiser import ShapesDenoiser, caption_tokens, corrupt, load_denoiser
-from pixgen.shapes.render import random_batch
+from pixgen.shapes.denoiser import ShapesDenoiser, caption_tokens, corrupt, load_denoiser, round_corners
+from pixgen.shapes.render import random_batch, render_scenes
+from pixgen.shapes.world import Scene, Shape
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -29,6 +30,17 @@ def test_corrupt_is_seeded_in_range_and_leaves_some_scenes_clean() -> None:
     assert torch.equal(a, b) and a.shape == clean.shape and 0 <= a.min() and a.max() <= 1
     changed = (a - clean).abs().flatten(1).amax(dim=1) > 0
     assert 0 < changed.sum() < 32  # about a fifth stay as they are
+
+
+def test_round_corners_cuts_corners_and_keeps_edges_and_circles() -> None:
+    square, circle = (Scene("black", (Shape(kind, "yellow", 0.5, 0.5, 0.25),)) for kind in ("square", "circle"))
+    images = render_scenes([square, circle], 64)
+    rounded = round_corners(images, torch.tensor([2.0, 2.0]))
+    yellow = ((rounded - images[0, :, 32, 32].view(1, 3, 1, 1)).abs().sum(1) < 0.3).float()  # (2, 64, 64)
+    assert yellow[0, 16, 16] == 0 and yellow[0, 16, 32] == 1 and yellow[0, 32, 32] == 1  # corner gone, edge kept
+    inside = ((images - images[0, :, 32, 32].view(1, 3, 1, 1)).abs().sum(1) < 0.3).float()
+    iou = (yellow[1] * inside[1]).sum() / torch.maximum(yellow[1], inside[1]).sum()
+    assert iou > 0.9 and 0 <= rounded.min() and rounded.max() <= 1
 
 
 def test_denoiser_keeps_the_shape_and_range_of_its_input() -> None:
@@ -136,7 +148,7 @@ def test_denoise_loss_in_a_run(quick: dict, tmp_path) -> None:
 @pytest.mark.parametrize("conditioned", [False, True])
 def test_training_script_writes_weights_the_loss_loads(tmp_path, conditioned: bool) -> None:
     start = (["--conditioned", "--init-weights", str(weights_file(tmp_path))] if conditioned
-             else ["--clean-share", "0.5", "--vqgan-share", "0.5", "--self-weight", "1",
+             else ["--clean-share", "0.5", "--vqgan-share", "0.5", "--round-share", "1", "--self-weight", "1",
                    "--fixed-point-after", "0.5"])  # step 0 plain, step 1 with the fixed-point terms
     cmd = [sys.executable, str(ROOT / "scripts" / "train_shapes_denoiser.py"), "--steps", "2", "--minutes", "0",
            "--batch", "4", "--out", str(tmp_path), *start]

@@ -4,7 +4,8 @@ It is a learned image prior for the shapes world. ``--loss denoise`` pulls the r
 output (regularisation by denoising), so blobs become the nearest circle, square or triangle, fragments and
 stray colours fade and the background turns flat. ``corrupt`` makes its training inputs: true scenes warped by
 smooth random displacement fields (blob-shaped outlines), with fragments and patches of palette colours,
-low-frequency colour casts and pixel noise, at a random strength per image (strength 0 leaves the scene as is).
+low-frequency colour casts and pixel noise, at a random strength per image (strength 0 leaves the scene as is);
+``round_corners`` rounds outlines as generation's blobs do.
 """
 
 from __future__ import annotations
@@ -149,6 +150,22 @@ def blots(images: torch.Tensor, count: int, area: tuple[float, float], generator
         colour = palette[torch.randint(len(palette), (n,), generator=generator)].view(n, 3, 1, 1)
         images = images * (1 - mask) + colour * mask
     return images
+
+
+def round_corners(images: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+    """Scenes with every outline's corners rounded, by ``sigma`` (N,) pixels: each pixel's nearest palette colour
+    is voted on over a Gaussian window and the winner redrawn with an anti-aliased edge (a mode filter; straight
+    edges stay, convex corners and thin tips are cut as generation's blobs cut them)."""
+    import kornia.filters
+
+    palette = palette_tensor(images.device)
+    dist = ((images[:, None] - palette[None, :, :, None, None]) ** 2).sum(2)  # (N, 8, S, S)
+    votes = torch.softmax(-200 * dist, dim=1)
+    size = 2 * int(3 * sigma.max().clamp(min=0.5).ceil().item()) + 1
+    votes = kornia.filters.gaussian_blur2d(votes, (size, size), sigma.view(-1, 1).expand(-1, 2),
+                                           border_type="replicate")
+    winner = torch.softmax(4 * torch.log(votes + 1e-6), dim=1)
+    return torch.einsum("nchw,cd->ndhw", winner, palette).clamp(0, 1)
 
 
 def corrupt(clean: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
