@@ -7,7 +7,8 @@ the engine compares them with the requested size and tells the user. Constructor
 model files, bad options) with a ``PixgenError``, before any work is done.
 The engine then calls, in order:
 
-1. ``.to(device)``, then ``init_from_noise(kind, generator)`` or ``init_from_image(img)`` -- set the parameters
+1. ``.to(device)``, ``setup(context)`` (a ``pixgen.context.SetupContext``: the parsed prompts, how the run
+   starts...), then ``init_from_noise(kind, generator)`` or ``init_from_image(img)`` -- set the parameters
    (the generator is a CPU ``torch.Generator``; all randomness must come from it);
 2. ``param_groups(lr)`` -- the optimizer is built from these groups;
 3. every step: ``set_progress(done / iterations)``, ``render()`` -> (1, 3, H, W) in [0, 1], differentiable;
@@ -55,6 +56,9 @@ class Drawer(nn.Module):
         raise NotImplementedError
 
     # -- optional, with defaults -----------------------------------------------------------------------
+    def setup(self, context: Any) -> None:
+        """Runs once on the run's device before the start is set; ``context`` is a ``SetupContext``."""
+
     def init_from_noise(self, kind: str, generator: torch.Generator) -> None:
         """Start from a noise image (``pixels``, ``gradient``, ``snow``, ``none``); drawers may add kinds."""
         self.init_from_image(noise_image(kind, self.width, self.height, generator))

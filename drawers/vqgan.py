@@ -11,8 +11,10 @@ and device), so checkpoints of this drawer hold only ``z`` (and its coarser grid
 
 from __future__ import annotations
 
+import logging
 import weakref
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -20,7 +22,10 @@ from torch import nn
 
 from pixgen.drawers.base import Drawer, ramp_share
 from pixgen.errors import PixgenError
+from pixgen.registry import CODE_PRIORS
 from pixgen.taming_loader import VqganModel, load_vqgan, read_config
+
+log = logging.getLogger("pixgen")
 
 
 class _ClampWithGrad(torch.autograd.Function):
@@ -59,6 +64,25 @@ def vqgan_files(model: str, vqgan_config: str | None, vqgan_checkpoint: str | No
     return files["config"], files["checkpoint"]
 
 
+def load_code_prior(name: str | None, codebook: torch.Tensor) -> Any:
+    """The code prior ``name`` names for a VQGAN with code vectors ``codebook`` (K, D): a registered kind
+    (``pixgen.registry.CODE_PRIORS``: ``shapes``), ``KIND:FILE``, or a FILE when one kind is registered."""
+    kinds = CODE_PRIORS.names()
+    if name is None:
+        raise PixgenError(f"--init-noise prior needs a code prior: give --code-prior with one of: {', '.join(kinds)}"
+                          " (or KIND:FILE, a prior trained for this VQGAN)")
+    kind, sep, file = name.partition(":")
+    if kind in kinds:
+        return CODE_PRIORS.get(kind)(file if sep else None, codebook)
+    if not Path(name).expanduser().is_file():
+        raise PixgenError(f"code prior {name!r} is neither a known kind ({', '.join(kinds)}) nor a file; "
+                          "check --code-prior")
+    if len(kinds) != 1:
+        raise PixgenError(f"say which kind of code prior {name} is: --code-prior KIND:{name}, KIND one of: "
+                          f"{', '.join(kinds)}")
+    return CODE_PRIORS.get(kinds[0])(name, codebook)
+
+
 def pyramid_latent(grids: list[torch.Tensor]) -> torch.Tensor:
     """The finest latent grid ``grids[0]`` plus each coarser ``grids[k]`` (half, quarter, ... its size),
     nearest-upsampled by ``2**k`` and cropped to it: what ``latent_levels`` quantises."""
@@ -81,7 +105,7 @@ class VqganDrawer(Drawer):
                  quantize_ramp: float = 0.0, latent_levels: int = 1, code_prior: str | None = None) -> None:
         super().__init__(width, height, model=model, vqgan_config=vqgan_config, vqgan_checkpoint=vqgan_checkpoint,
                          quantize_ramp=quantize_ramp, latent_levels=latent_levels, code_prior=code_prior)
-        self.code_prior = code_prior
+        self.code_prior, self.caption = code_prior, ""
         if not 0.0 <= quantize_ramp < 1.0:
             raise PixgenError(f"quantize_ramp {quantize_ramp} is out of range; give a fraction of the run in [0, 1) "
                               "(0: quantize from the first step)")
@@ -143,8 +167,11 @@ class VqganDrawer(Drawer):
 
     @torch.no_grad()
     def init_from_noise(self, kind: str, generator: torch.Generator) -> None:
-        """``tokens``: random codebook entries (the VQGAN+CLIP notebooks' start); other kinds encode a noise
-        image, as pixray does."""
+        """``tokens``: random codebook entries (the VQGAN+CLIP notebooks' start); ``prior``: a code prior's draw
+        (``init_from_prior``); other kinds encode a noise image, as pixray does."""
+        if kind == "prior":
+            self.init_from_prior(generator)
+            return
         if kind != "tokens":
             super().init_from_noise(kind, generator)
             return
@@ -153,15 +180,22 @@ class VqganDrawer(Drawer):
         tokens = torch.randint(model.codebook.shape[0], (1, h, w), generator=generator)  # (1, h, w)
         self._start_at(model.tokens_to_latent(tokens.to(self.z.device)))
 
-    @torch.no_grad()
-    def init_from_prior(self, caption: str, generator: torch.Generator) -> None:
-        """``init_noise`` ``prior``: start from a code grid that a code prior (``pixgen.shapes.prior``) draws
-        for ``caption``; a grid of another size is decoded and encoded at this drawer's size."""
-        from pixgen.shapes.prior import prior_for
+    def setup(self, context: Any) -> None:
+        """Remember the caption a code prior draws for (``init_noise`` ``prior``), and say when one is unused."""
+        self.caption = context.main_prompt
+        if context.start == "prior" and not self.caption:
+            log.warning("no positive text prompt: the code prior draws a scene for an empty caption")
+        if self.code_prior and context.start != "prior":
+            log.warning("code_prior is set but the run starts from %s; the prior is not used (give --init-noise "
+                        "prior)", "--init-image" if context.start == "image" else f"--init-noise {context.start}")
 
+    @torch.no_grad()
+    def init_from_prior(self, generator: torch.Generator) -> None:
+        """``init_noise`` ``prior``: start from a code grid that the ``code_prior`` draws for the run's caption; a
+        grid of another size is decoded and encoded at this drawer's size."""
         model = self.vqgan()
-        prior = prior_for(self.code_prior, model.codebook)
-        latent = model.tokens_to_latent(prior.draw(caption, generator))  # (1, D, g, g)
+        prior = load_code_prior(self.code_prior, model.codebook)
+        latent = model.tokens_to_latent(prior.draw(self.caption, generator))  # (1, D, g, g)
         if latent.shape[-2:] != self.z.shape[-2:]:
             self.init_from_image(model.decode_image(latent))
             return

@@ -23,7 +23,7 @@ class Filter(nn.Module):
     spec_args: ClassVar[tuple[str, ...]] = ()
 
     def setup(self, context: Any) -> None:
-        """Runs once before the first step, after the drawer is built; ``context`` is the ``Run``."""
+        """Runs once before the first step, after the drawer is built; ``context`` is a ``SetupContext``."""
 
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(1, 3, H, W) in [0, 1] -> (the filtered image (1, 3, H', W'), an unweighted scalar loss)."""

@@ -29,7 +29,7 @@ class Loss(nn.Module):
     default_weight: ClassVar[float] = 1.0
 
     def setup(self, context: Any) -> None:
-        """Runs once before the first step (encode prompts, load models); ``context`` is the ``Run``."""
+        """Runs once before the first step (encode prompts, load models); ``context`` is a ``SetupContext``."""
 
     def forward(self, inp: LossInput) -> torch.Tensor:
         """The unweighted scalar loss for this step."""

@@ -153,7 +153,8 @@ def dump_yaml(values: dict[str, Any]) -> str:
 
 
 def check(config: RunConfig) -> None:
-    """Reject impossible settings with one clear message each (types from YAML/API are coerced in place)."""
+    """Reject impossible settings with one clear message each (types from YAML/API are coerced in place); the
+    prompts, plug-ins and CLIP specs are checked when the run is planned (``pixgen.plan.plan_run``)."""
     config.dimensions()
     for name, low in (("iterations", 1), ("cutn", 1), ("batches", 1), ("save_every", 0), ("starts", 1)):
         setattr(config, name, _number(config, name, int, low))
@@ -175,16 +176,6 @@ def check(config: RunConfig) -> None:
         raise PixgenError(f"device {config.device!r} is not one of auto, cpu, cuda, cuda:N, mps")
     if config.init_image is not None and not Path(config.init_image).is_file():
         raise PixgenError(f"init image {config.init_image} does not exist; check the path given to --init-image")
-    _check_plugins(config)
-
-
-def _check_plugins(config: RunConfig) -> None:
-    """Prompts, and the drawer, filter and loss specs with their options: cheap checks before any model loads."""
-    from pixgen.plugins import chosen_plugins
-    from pixgen.prompts import parse_prompts
-
-    parse_prompts(config.prompt)
-    chosen_plugins(config)
 
 
 def _number(config: RunConfig, name: str, kind: type, low: float, high: float = float("inf")) -> Any:

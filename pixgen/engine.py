@@ -4,6 +4,7 @@ callbacks do every side effect."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Iterator, Sequence
@@ -14,7 +15,8 @@ from typing import Any
 import torch
 
 from pixgen.augment import cutouts_for
-from pixgen.config import RunConfig, check, resolve_seed
+from pixgen.config import RunConfig, resolve_seed
+from pixgen.context import SetupContext
 from pixgen.errors import PixgenError
 from pixgen.losses.base import LossInput
 from pixgen.parts import (
@@ -26,7 +28,7 @@ from pixgen.parts import (
     load_perceptors,
     pick_device,
 )
-from pixgen.plugins import chosen_plugins, of_kind
+from pixgen.plan import Plan, plan_run
 
 log = logging.getLogger("pixgen")
 
@@ -58,23 +60,24 @@ class RunResult:
 class Run:
     """One optimization. Everything that can fail on bad input fails here, before any step runs."""
 
-    def __init__(self, config: RunConfig | dict[str, Any], callbacks: Sequence[Any] = ()) -> None:
-        self.config = RunConfig.from_dict(config) if isinstance(config, dict) else config
-        check(self.config)
+    def __init__(self, config: RunConfig | dict[str, Any] | Plan, callbacks: Sequence[Any] = ()) -> None:
+        self.plan = plan_run(config)
+        self.config = self.plan.config
         self.callbacks = list(callbacks)
         self.seed = resolve_seed(self.config.seed)
         self.device = pick_device(self.config.device)
         self.generator = torch.Generator().manual_seed(self.seed)
-        plugins = chosen_plugins(self.config)
-        self.filters = build_filters(plugins, self.device)  # cheap, so bad palettes fail before models load
-        extra_losses = build_extra_losses(plugins)
-        self.perceptors = load_perceptors(self.config.clip, self.device)
+        self.filters = build_filters(list(self.plan.plugins), self.device)  # cheap: bad palettes fail early
+        extra_losses = build_extra_losses(list(self.plan.plugins))
+        self.perceptors = load_perceptors(self.plan.clips, self.device)
         with self._rng():
-            self.drawer = build_drawer(self.config, of_kind(plugins, "drawer")[0], self.device)
+            self.drawer = build_drawer(self.config, self.plan.of_kind("drawer")[0], self.device)
+            context = self.setup_context()
+            self.drawer.setup(context)
             initialize(self.drawer, self.config, self.generator)
         for filt, _ in self.filters.values():
-            filt.setup(self)
-        self.losses = build_losses(self.config, self.perceptors, self, extra_losses)
+            filt.setup(context)
+        self.losses = build_losses(self.plan.prompts, self.perceptors, context, extra_losses)
         self.cutouts = cutouts_for(self.config, self.perceptors, self.config.cutn)
         self.lr = self.config.lr if self.config.lr is not None else type(self.drawer).default_lr
         self.optimizer = torch.optim.Adam(self.drawer.param_groups(self.lr))
@@ -82,6 +85,13 @@ class Run:
         self.iteration, self.history = 0, []
         self.stop_requested = False  # set by a Ctrl-C before run(): it ends at once
         self._schedule_lr()  # sets lr_factor (a warm-up starts below 1)
+
+    def setup_context(self) -> SetupContext:
+        """What plug-ins may know of this run when they are set up (never the ``Run`` itself)."""
+        return SetupContext(
+            device=self.device, prompts=self.plan.prompts, perceptors=self.perceptors,
+            make_cutouts=functools.partial(cutouts_for, self.config, self.perceptors), size=self.size,
+            iterations=self.config.iterations, start="image" if self.config.init_image else self.config.init_noise)
 
     @property
     def size(self) -> tuple[int, int]:

@@ -1,4 +1,4 @@
-"""Building a run's parts from its config: device, perceptors, drawer, initial image, filters, losses."""
+"""Building a run's parts from its plan: device, perceptors, drawer, initial image, filters, losses."""
 
 from __future__ import annotations
 
@@ -8,10 +8,11 @@ from typing import Any
 import torch
 
 from pixgen.config import RunConfig
+from pixgen.context import SetupContext
 from pixgen.errors import PixgenError
 from pixgen.noise import NOISE_KINDS
 from pixgen.plugins import Chosen, of_kind
-from pixgen.prompts import parse_prompts
+from pixgen.prompts import Prompt
 
 log = logging.getLogger("pixgen")
 
@@ -34,17 +35,11 @@ def pick_device(name: str) -> torch.device:
     return device
 
 
-def load_perceptors(specs: list[str], device: torch.device) -> dict[str, tuple[Any, float]]:
-    """Parse and load every ``--clip`` spec: key -> (perceptor, weight)."""
-    from pixgen.perceptors import load_perceptor, parse_clip_spec
+def load_perceptors(specs: tuple[Any, ...], device: torch.device) -> dict[str, tuple[Any, float]]:
+    """Load every parsed ``--clip`` spec (``ClipSpec``): key -> (perceptor, weight)."""
+    from pixgen.perceptors import load_perceptor
 
-    out: dict[str, tuple[Any, float]] = {}
-    for text in specs:
-        spec = parse_clip_spec(text)
-        if spec.key in out:
-            raise PixgenError(f"CLIP model {spec.key} is given twice; give each model once (with @WEIGHT)")
-        out[spec.key] = (load_perceptor(spec, device), spec.weight)
-    return out
+    return {spec.key: (load_perceptor(spec, device), spec.weight) for spec in specs}
 
 
 def build_drawer(config: RunConfig, chosen: Chosen, device: torch.device) -> Any:
@@ -74,39 +69,27 @@ def build_extra_losses(plugins: list[Chosen]) -> dict[str, tuple[Any, float]]:
 
 
 def initialize(drawer: Any, config: RunConfig, generator: torch.Generator) -> None:
-    """Start the drawer from ``init_image`` if given, else from ``init_noise`` (``prior``: the code prior's draw
-    for the main prompt)."""
-    if getattr(drawer, "code_prior", None) and (config.init_image or config.init_noise != "prior"):
-        log.warning("code_prior is set but the run starts from %s; the prior is not used (give --init-noise prior)",
-                    "--init-image" if config.init_image else f"--init-noise {config.init_noise}")
+    """Start the drawer from ``init_image`` if given, else from ``init_noise`` (the drawer's own kinds too)."""
     if config.init_image:
         from pixgen.io import load_image
 
         drawer.init_from_image(load_image(config.init_image, (drawer.width, drawer.height)))
-    elif config.init_noise == "prior":  # a drawer that offers it draws its start for the main prompt
-        from pixgen.prompts import main_prompt
-
-        caption = main_prompt(config.prompt)
-        if not caption:
-            log.warning("no positive text prompt: the code prior draws a scene for an empty caption")
-        drawer.init_from_prior(caption, generator)
     else:
         drawer.init_from_noise(config.init_noise, generator)
 
 
-def build_losses(config: RunConfig, perceptors: dict[str, tuple[Any, float]], run: Any,
+def build_losses(prompts: tuple[Prompt, ...], perceptors: dict[str, tuple[Any, float]], context: SetupContext,
                  extra: dict[str, tuple[Any, float]]) -> dict[str, tuple]:
     """The CLIP prompt loss plus the ``extra`` losses: name -> (loss, weight), moved to the device and set up."""
     from pixgen.losses.clip import ClipPromptLoss
 
     losses: dict[str, tuple[Any, float]] = {}
-    prompts = parse_prompts(config.prompt)
     if prompts:
-        losses["clip"] = (ClipPromptLoss(prompts=prompts, perceptors=perceptors), 1.0)
+        losses["clip"] = (ClipPromptLoss(prompts=list(prompts), perceptors=perceptors), 1.0)
     losses.update(extra)
     if not losses:
         raise PixgenError("nothing to optimise: give a --prompt (or a --loss)")
     for loss, _ in losses.values():
-        loss.to(run.device)
-        loss.setup(run)
+        loss.to(context.device)
+        loss.setup(context)
     return losses

@@ -2,8 +2,8 @@
 
 ``--clip`` specs: ``MODEL[:TAG][@WEIGHT]`` where TAG is an open_clip pretrained tag (``openai``,
 ``laion2b_s34b_b79k``...), a path to a local weights file, or ``random`` (untrained weights, for benchmarks).
-MODEL may also be a path to an open_clip model config ``.json`` (registered under the file's stem), and
-``shapes`` is pixgen's built-in offline model.
+MODEL may also be a path to an open_clip model config ``.json`` (registered under the file's stem), or a short
+name that a package registers in ``pixgen.registry.CLIP_MODELS`` (the shapes wing's ``shapes``).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from pixgen.errors import ModelUnavailableError, PixgenError
-from pixgen.registry import Spec
+from pixgen.registry import CLIP_MODELS, TIMM_TOWERS, Spec
 from pixgen.weights import cache_dir, offline
 
 log = logging.getLogger("pixgen")
@@ -30,11 +30,12 @@ log = logging.getLogger("pixgen")
 
 @dataclass(frozen=True)
 class ClipSpec:
-    """A parsed ``--clip`` spec."""
+    """A parsed ``--clip`` spec; ``config`` is the open_clip model config file of a model open_clip does not ship."""
 
     model: str
     tag: str
     weight: float = 1.0
+    config: str | None = None
 
     @property
     def key(self) -> str:
@@ -42,24 +43,32 @@ class ClipSpec:
         return f"{self.model}:{self.tag}"
 
 
+@dataclass(frozen=True)
+class ClipFiles:
+    """A CLIP that a package ships under a short name (``pixgen.registry.CLIP_MODELS``): an open_clip model
+    config ``.json`` and its weights file."""
+
+    config: Path
+    weights: Path
+
+
 def parse_clip_spec(text: str) -> ClipSpec:
-    """Parse ``MODEL[:TAG][@WEIGHT]``; the tag may itself contain ':' (a Windows path)."""
+    """Parse ``MODEL[:TAG][@WEIGHT]``; the tag may itself contain ':' (a Windows path). MODEL may be a name
+    registered in ``CLIP_MODELS`` (its files; a TAG then names other weights) or a model config ``.json``."""
     spec = Spec.parse(text)
-    model, tag = spec.name, ":".join(spec.args)
-    if model == "shapes":
-        from pixgen.shapes.models import clip_model_name, clip_weights_path
-
-        model, tag = clip_model_name(), tag or str(clip_weights_path())
-    elif model == "shapes_cnn":
-        from pixgen.shapes.models import cnn_config_path, cnn_weights_path, register_clip_config
-
-        model, tag = register_clip_config(cnn_config_path()), tag or str(cnn_weights_path())
+    model, tag, config = spec.name, ":".join(spec.args), None
+    if model in CLIP_MODELS:
+        files = CLIP_MODELS.get(model)()
+        config, tag = str(files.config), tag or str(files.weights)
+        model = register_config_file(files.config)
+    elif model.endswith(".json"):
+        config, model = model, register_config_file(model)
     weight = 1.0 if spec.weight is None else spec.weight
-    return ClipSpec(model=model, tag=tag or _default_tag(model), weight=weight)
+    return ClipSpec(model=model, tag=tag or _default_tag(model, config), weight=weight, config=config)
 
 
-def _default_tag(model: str) -> str:
-    if model.endswith(".json"):
+def _default_tag(model: str, config: str | None) -> str:
+    if config is not None:
         return "random"
     import open_clip
 
@@ -90,18 +99,21 @@ class OpenClipPerceptor(nn.Module):
         """A list of N strings -> (N, D) unit vectors."""
         unknown = sorted({w for text in texts for w in unknown_words(self.tokenizer, text)})
         if unknown:
-            log.warning("CLIP %s does not know the word(s) %s: its vocabulary is cut to the shapes world's "
-                        "(pixgen.shapes.vocab), so they read as untrained letters; reword the prompt",
-                        self.name, ", ".join(map(repr, unknown)))
+            log.warning("CLIP %s does not know the word(s) %s: its vocabulary is cut to a small world's, so they "
+                        "read as untrained letters; reword the prompt", self.name, ", ".join(map(repr, unknown)))
         tokens = self.tokenizer(texts).to(self.mean.device)
         return F.normalize(self.model.encode_text(tokens).float(), dim=-1)
+
+
+#: CLIP's SimpleTokenizer: 512 byte symbols, 48894 merges, start and end of text
+FULL_VOCAB = 49408
+#: token ids below this are single bytes (with or without the end-of-word mark)
+BYTE_SYMBOLS = 512
 
 
 def unknown_words(tokenizer, text: str) -> list[str]:
     """The words of ``text`` that a compact vocabulary (fewer rows than CLIP's) can only spell with single
     letters; always ``[]`` for CLIP's full vocabulary, whose every word has trained tokens."""
-    from pixgen.shapes.vocab import BYTE_SYMBOLS, FULL_VOCAB
-
     if getattr(tokenizer, "vocab_size", FULL_VOCAB) >= FULL_VOCAB or not hasattr(tokenizer, "encode"):
         return []
     spelled = [(w, tokenizer.encode(w)) for w in re.findall(r"[a-z]+", text.lower())]
@@ -110,25 +122,30 @@ def unknown_words(tokenizer, text: str) -> list[str]:
 
 def load_perceptor(spec: ClipSpec, device: torch.device | str = "cpu") -> OpenClipPerceptor:
     """Load (once per process, then shared) the open_clip model named by ``spec`` on ``device``."""
-    from pixgen.shapes.models import builtin_clip_configs
-
-    model, tag, config = spec.model, spec.tag, None
-    if model.endswith(".json"):
-        config, model = model, register_config_file(model)
-    elif (builtin := builtin_clip_configs().get(model)) is not None:
-        config = str(builtin)
-    return _load_cached(model, tag, str(torch.device(device)), config)
+    return _load_cached(spec.model, spec.tag, str(torch.device(device)), spec.config)
 
 
 def tokenizer_for(model: str, config: str | Path | None = None):
     """open_clip's tokenizer for ``model``; a ``config`` file naming its own BPE merges
-    (``text_cfg.tokenizer_kwargs.bpe_path``, relative to the file, as the shapes CLIPs do) gets them."""
+    (``text_cfg.tokenizer_kwargs.bpe_path``, relative to the file) gets them."""
     import open_clip
-
-    from pixgen.shapes.vocab import bpe_path_of
 
     bpe = bpe_path_of(Path(config)) if config else None
     return open_clip.get_tokenizer(model, **({"bpe_path": str(bpe)} if bpe else {}))
+
+
+def bpe_path_of(config: Path) -> Path | None:
+    """The BPE merges file an open_clip model config names (``text_cfg.tokenizer_kwargs.bpe_path``, relative to
+    the config's folder), or None for CLIP's own; a named file that is missing raises ``PixgenError``."""
+    text_cfg = json.loads(Path(config).read_text()).get("text_cfg", {})
+    bpe = (text_cfg.get("tokenizer_kwargs") or {}).get("bpe_path")
+    if not bpe:
+        return None
+    path = Path(config).parent / bpe
+    if not path.is_file():
+        raise PixgenError(f"the BPE merges file {path} named by the CLIP config {config} is missing; keep it next "
+                          "to the config")
+    return path
 
 
 @functools.lru_cache(maxsize=8)
@@ -150,11 +167,9 @@ def _load_cached(model: str, tag: str, device: str, config: str | None = None) -
 
 
 def register_config_file(path: str | Path) -> str:
-    """Add a model config file to open_clip's list (and pixgen's own timm image towers, if it names one);
-    returns the model name (the file's stem). A missing or malformed file raises ``PixgenError``."""
+    """Add a model config file to open_clip's list (and its timm image tower, if a package registers it in
+    ``TIMM_TOWERS``); returns the model name (the file's stem). A missing or malformed file raises ``PixgenError``."""
     import open_clip
-
-    from pixgen.shapes.towers import register_tower
 
     config = Path(path)
     if not config.is_file():
@@ -167,7 +182,9 @@ def register_config_file(path: str | Path) -> str:
     vision = cfg.get("vision_cfg") if isinstance(cfg, dict) else None
     if not isinstance(vision, dict):
         raise PixgenError(f"CLIP model config {path} has no vision_cfg object; give an open_clip model .json")
-    register_tower(vision.get("timm_model_name"))  # a pixgen shapes tower: timm must know it before open_clip
+    tower = vision.get("timm_model_name")
+    if tower in TIMM_TOWERS:  # a package's own tower: timm must know it before open_clip builds the model
+        TIMM_TOWERS.get(tower)()
     name = _free_name(config, cfg)
     if name != config.stem:  # open_clip names a config by its file's stem: register a copy under the new name
         config = cache_dir() / "clip-configs" / f"{name}.json"
@@ -178,19 +195,15 @@ def register_config_file(path: str | Path) -> str:
 
 
 def _free_name(config: Path, cfg: dict) -> str:
-    """The config file's stem, unless open_clip knows that name with another config or it is a built-in
-    shapes CLIP's (``train_shapes_clip.py`` writes ``shapes_clip.json`` too): then the stem and a hash of the
-    config, so that a file never replaces a model already registered."""
+    """The config file's stem, unless open_clip knows that name with another config: then the stem and a hash
+    of the config, so that a file never replaces a model already registered."""
     import hashlib
 
     import open_clip
 
-    from pixgen.shapes.models import builtin_clip_configs
-
-    stem, builtins = config.stem, builtin_clip_configs()
-    builtin = stem in builtins and config.resolve() != builtins[stem].resolve()
+    stem = config.stem
     known = open_clip.get_model_config(stem) if stem in open_clip.list_models() else None
-    if not builtin and known in (None, cfg):
+    if known in (None, cfg):
         return stem
     return f"{stem}-{hashlib.sha256(json.dumps(cfg, sort_keys=True).encode()).hexdigest()[:10]}"
 

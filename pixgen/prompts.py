@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from pixgen.errors import PixgenError
@@ -73,7 +74,12 @@ def parse_prompts(text: str | list[str] | None) -> list[Prompt]:
 
 def main_prompt(prompt: str | list[str] | None) -> str:
     """The text of the first positive text prompt of the highest weight in a run's ``prompt`` setting, or ""."""
-    positive = [p for p in parse_prompts(prompt) if p.weight > 0 and p.text]
+    return main_text(parse_prompts(prompt))
+
+
+def main_text(prompts: Sequence[Prompt]) -> str:
+    """The text of the first positive prompt of the highest weight among parsed ``prompts``, or ""."""
+    positive = [p for p in prompts if p.weight > 0 and p.text]
     return max(positive, key=lambda p: p.weight).text if positive else ""
 
 

@@ -12,8 +12,9 @@ from typing import Any
 
 import torch
 
-from pixgen.config import RunConfig, check, resolve_seed
+from pixgen.config import RunConfig, resolve_seed
 from pixgen.engine import Run, seeded_rng
+from pixgen.plan import Plan, plan_run
 
 log = logging.getLogger("pixgen")
 
@@ -40,12 +41,13 @@ def score(run: Run, seed: int) -> float:
         return sum(float(sum(run.loss_terms().values())) for _ in range(SCORE_PASSES)) / SCORE_PASSES
 
 
-def best_start(config: RunConfig, callbacks: Sequence[Any] = (), progress: bool = False) -> Run:
+def best_start(config: RunConfig | Plan, callbacks: Sequence[Any] = (), progress: bool = False) -> Run:
     """A run ready to go on: with ``config.starts`` 1 the plain ``Run``; else the best of the starts after
     their trial steps, with ``callbacks`` attached (Ctrl-C during the trial keeps the best start so far)."""
-    check(config)  # bad settings fail here, before any start is built
+    plan = plan_run(config)  # bad settings fail here, before any start is built; resolved once for all starts
+    config = plan.config
     if config.starts <= 1:
-        return Run(config, callbacks)
+        return Run(plan, callbacks)
     seed = resolve_seed(config.seed)
     steps, began = trial_steps(config), time.perf_counter()
     bar = _trial_bar(config.starts * steps, progress)
@@ -54,7 +56,7 @@ def best_start(config: RunConfig, callbacks: Sequence[Any] = (), progress: bool 
     interrupted = False
     try:
         for candidate in candidate_seeds(seed, config.starts):
-            run = Run(config.replace(seed=candidate, starts=1))
+            run = Run(plan.with_settings(seed=candidate, starts=1))
             for _ in range(steps):
                 result = run.step()
                 bar.update(1)

@@ -26,11 +26,11 @@ import torch.nn.functional as F
 from pixgen.drawers.base import ramp_share
 from pixgen.losses.functional import spherical_dist
 from pixgen.perceptors import tokenizer_for
-from pixgen.shapes.clip_training import normalise
 from pixgen.shapes.models import clip_config_path, clip_weights_path, register_clip_config, vqgan_paths
 from pixgen.shapes.oracle import check
 from pixgen.shapes.render import render_caption
-from pixgen.shapes.views import TrainViews
+from pixgen.shapes.train.clip_training import normalise
+from pixgen.shapes.train.views import TrainViews
 from pixgen.taming_loader import load_vqgan
 
 

@@ -31,7 +31,7 @@ Experimental options (measured in docs/shapes_experiments.md; the CNN ones are i
 ``scripts/configs/shapes_clip_regions.json`` (soft palette masks and their moments, ``pixgen.shapes.regions``)
 with ``--shape-warmup`` (supervised shape naming first) and ``--aux-weight`` (a content head); ``--dreams``
 (gradient-ascent images as negatives); ``--stray N`` (N scenes per batch repeated with stray palette-coloured
-cells, as negatives); ``--chains N`` (N generation runs of the VQGAN drawer, ``pixgen.shapes.chains``, advanced
+cells, as negatives); ``--chains N`` (N generation runs of the VQGAN drawer, ``pixgen.shapes.train.chains``, advanced
 ``--chain-steps`` per training step with ``--chain-levels`` latent grids: the images the oracle rejects are
 negatives for their captions; ``--chains-after F`` starts them after the fraction F of the run;
 ``--chain-start prior --chain-warmup 15 --chain-smoothness 0 --chain-denoise 15`` make them run as the shapes
@@ -59,16 +59,19 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from pixgen.perceptors import tokenizer_for
-from pixgen.shapes.clip_batches import corrupted, make_chains, real_batch
-from pixgen.shapes.clip_report import (
+from pixgen.perceptors import bpe_path_of, tokenizer_for
+from pixgen.shapes.models import clip_config_path, register_clip_config
+from pixgen.shapes.render import render_scenes
+from pixgen.shapes.sample import rng_from
+from pixgen.shapes.train.clip_batches import corrupted, make_chains, real_batch
+from pixgen.shapes.train.clip_report import (
     RENDER_SIZE,
     clean_views,
     evaluate,
     gradient_alignment_report,
     hard_negatives_by_kind,
 )
-from pixgen.shapes.clip_training import (
+from pixgen.shapes.train.clip_training import (
     adversarial_views,
     content_loss,
     dream_negatives,
@@ -81,12 +84,9 @@ from pixgen.shapes.clip_training import (
     stray_colours,
     text_negatives,
 )
-from pixgen.shapes.models import clip_config_path, register_clip_config
-from pixgen.shapes.render import render_scenes
-from pixgen.shapes.sample import rng_from
-from pixgen.shapes.training import base_parser, scheduled_steps
-from pixgen.shapes.views import TrainViews
-from pixgen.shapes.vocab import BPE_NAME, bpe_path_of, compact_config, compact_merges, compact_state_dict, write_bpe
+from pixgen.shapes.train.training import base_parser, scheduled_steps
+from pixgen.shapes.train.views import TrainViews
+from pixgen.shapes.vocab import BPE_NAME, compact_config, compact_merges, compact_state_dict, write_bpe
 from pixgen.shapes.world import COLOURS, SHAPES, spec_caption
 
 CONFIGS = Path(__file__).resolve().parent / "configs"

@@ -4,7 +4,7 @@
 
 Inputs are scenes damaged by ``pixgen.shapes.denoiser.corrupt``; the loss is L1 + MSE to the clean scene.
 With ``--conditioned`` (experimental, not shipped: docs/shapes_experiments.md) the model also reads the scene's
-caption, and its inputs are near misses of the scene first (``pixgen.shapes.perturb``: a shape of the wrong
+caption, and its inputs are near misses of the scene first (``pixgen.shapes.train.perturb``: a shape of the wrong
 kind, a stray copy, a wrong background), so it learns to fix what the caption contradicts; those pixels weigh
 ``FIX_WEIGHT`` in the loss. A tenth of the captions are left empty (and their scenes only damaged), as for a
 free prompt. ``--init-weights`` starts from a trained denoiser (an unconditioned one gets new caption layers).
@@ -30,10 +30,10 @@ from pixgen.checkpoints import load_checkpoint_state
 from pixgen.shapes.denoiser import ShapesDenoiser, caption_tokens, corrupt, round_corners
 from pixgen.shapes.models import assets_dir
 from pixgen.shapes.oracle import check
-from pixgen.shapes.perturb import perturb_scene
 from pixgen.shapes.render import random_batch, render_caption, render_scenes
 from pixgen.shapes.sample import rng_from, sample_scene, sample_spec
-from pixgen.shapes.training import base_parser, scheduled_steps
+from pixgen.shapes.train.perturb import perturb_scene
+from pixgen.shapes.train.training import base_parser, scheduled_steps
 from pixgen.shapes.world import DEMO_CAPTIONS, spec_caption
 
 ROUND_SIGMA = (0.5, 2.5)  # --round-share: corners rounded by this many pixels (pixgen.shapes.denoiser.round_corners)

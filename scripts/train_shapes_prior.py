@@ -30,7 +30,7 @@ from pixgen.shapes.oracle import check
 from pixgen.shapes.prior import ShapesPrior, fingerprint, prior_for, save_prior
 from pixgen.shapes.render import cell_kinds, render_scenes
 from pixgen.shapes.sample import rng_from, sample_scene, sample_spec
-from pixgen.shapes.training import base_parser, scheduled_steps
+from pixgen.shapes.train.training import base_parser, scheduled_steps
 from pixgen.shapes.world import DEMO_CAPTIONS, SHAPES, spec_caption
 from pixgen.taming_loader import VqganModel, load_vqgan
 

@@ -33,7 +33,7 @@ from torch import nn
 
 from pixgen.shapes.models import assets_dir
 from pixgen.shapes.render import palette_tensor, random_batch, render_caption
-from pixgen.shapes.training import base_parser, scheduled_steps
+from pixgen.shapes.train.training import base_parser, scheduled_steps
 from pixgen.shapes.world import DEMO_CAPTIONS
 
 EMBED_DIM = 16

@@ -10,12 +10,12 @@ import pytest
 import torch
 
 from pixgen.losses.functional import spherical_dist
-from pixgen.shapes.chains import ChainSettings, DrawerChains, chain_batch, nearest_scenes
-from pixgen.shapes.clip_training import normalise
 from pixgen.shapes.models import clip_tokenizer, load_clip, vqgan_paths
 from pixgen.shapes.render import render_scenes
 from pixgen.shapes.sample import sample_scene
-from pixgen.shapes.views import TrainViews
+from pixgen.shapes.train.chains import ChainSettings, DrawerChains, chain_batch, nearest_scenes
+from pixgen.shapes.train.clip_training import normalise
+from pixgen.shapes.train.views import TrainViews
 from pixgen.shapes.world import describes, parse_caption
 from pixgen.taming_loader import load_vqgan
 

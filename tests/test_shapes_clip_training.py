@@ -11,7 +11,8 @@ import torch
 import torch.nn.functional as F
 from safetensors import safe_open
 
-from pixgen.shapes.clip_training import (
+from pixgen.shapes.sample import in_frame, mutate_spec, rng_from, sample_batch
+from pixgen.shapes.train.clip_training import (
     adversarial_views,
     blob_corrupt,
     content_loss,
@@ -27,7 +28,6 @@ from pixgen.shapes.clip_training import (
     soft_targets,
     stray_colours,
 )
-from pixgen.shapes.sample import in_frame, mutate_spec, rng_from, sample_batch
 from pixgen.shapes.world import Scene, Shape, describes, parse_caption
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -6,10 +6,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from pixgen.shapes.clip_training import normalise
 from pixgen.shapes.models import assets_dir, clip_tokenizer, clip_weights_path, load_clip, register_clip, vqgan_paths
 from pixgen.shapes.oracle import check
 from pixgen.shapes.render import random_batch, render_caption
+from pixgen.shapes.train.clip_training import normalise
 from pixgen.shapes.world import DEMO_CAPTIONS, describes, spec_caption
 
 

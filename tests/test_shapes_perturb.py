@@ -1,11 +1,11 @@
-"""Near-miss scenes for the caption-conditioned denoiser (``pixgen.shapes.perturb``)."""
+"""Near-miss scenes for the caption-conditioned denoiser (``pixgen.shapes.train.perturb``)."""
 
 from __future__ import annotations
 
 import random
 
-from pixgen.shapes.perturb import perturb_scene
 from pixgen.shapes.sample import sample_scene
+from pixgen.shapes.train.perturb import perturb_scene
 from pixgen.shapes.world import describes, parse_caption
 
 

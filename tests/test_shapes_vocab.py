@@ -11,9 +11,9 @@ import torch
 
 from pixgen.errors import PixgenError
 from pixgen.perceptors import register_config_file, tokenizer_for
-from pixgen.shapes.clip_training import text_negatives
 from pixgen.shapes.models import assets_dir, clip_config_path, clip_tokenizer
 from pixgen.shapes.render import random_batch
+from pixgen.shapes.train.clip_training import text_negatives
 from pixgen.shapes.vocab import (
     BPE_NAME,
     FULL_VOCAB,

@@ -1,4 +1,4 @@
-"""Where the built-in shapes models live, and their registration with open_clip (all offline)."""
+"""Where the shapes world's models live, and their registration with open_clip (all offline)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from pixgen.errors import PixgenError
+from pixgen.perceptors import ClipFiles
 
 CLIP_NAME = "shapes_clip"
 #: the second built-in CLIP (``--clip shapes_cnn``): a convolutional image tower that tells shapes apart
@@ -14,7 +15,7 @@ CNN_NAME = "shapes_cnn"
 
 def assets_dir() -> Path:
     """The package's ``assets`` folder (package data)."""
-    return Path(__file__).resolve().parent.parent / "assets"
+    return Path(__file__).resolve().parent / "assets"
 
 
 def clip_config_path() -> Path:
@@ -28,27 +29,18 @@ def clip_weights_path() -> Path:
 
 
 def register_clip() -> str:
-    """Add the shapes CLIP config to open_clip's model list and its image tower to timm's (idempotent);
-    returns the model name."""
-    import json
+    """Add the shapes CLIP config to open_clip's model list (its image tower to timm's, idempotent); returns the
+    model name."""
+    from pixgen.perceptors import register_config_file
 
-    import open_clip
-
-    from pixgen.shapes.towers import register_tower
-
-    if CLIP_NAME not in open_clip.list_models():  # once per process: timm's registry lives as long as open_clip's
-        register_tower(json.loads(clip_config_path().read_text())["vision_cfg"].get("timm_model_name"))
-        open_clip.add_model_config(clip_config_path())
-    return CLIP_NAME
+    return register_config_file(clip_config_path())
 
 
 def register_clip_config(config: str | Path) -> str:
-    """Register an open_clip model config for the shapes world (the shipped one under its own name, any other
-    under its file stem, CNN image tower included); returns the model name."""
+    """Register an open_clip model config of the shapes world (CNN or regions image tower included); returns
+    the model name."""
     from pixgen.perceptors import register_config_file
 
-    if Path(config).resolve() == clip_config_path().resolve():
-        return register_clip()
     return register_config_file(config)
 
 
@@ -63,9 +55,14 @@ def cnn_weights_path() -> Path:
                      how="the two commands in the docstring of scripts/train_shapes_clip.py (the shipped CNN CLIP)")
 
 
-def builtin_clip_configs() -> dict[str, Path]:
-    """The built-in shapes CLIPs' open_clip model names and their config files."""
-    return {CLIP_NAME: clip_config_path(), CNN_NAME: cnn_config_path()}
+def shapes_clip_files() -> ClipFiles:
+    """``--clip shapes``: the 64 px ViT CLIP of the shapes world (registered in ``pixgen.clip_models``)."""
+    return ClipFiles(config=clip_config_path(), weights=clip_weights_path())
+
+
+def shapes_cnn_files() -> ClipFiles:
+    """``--clip shapes_cnn``: the 64 px CNN CLIP of the shapes world (registered in ``pixgen.clip_models``)."""
+    return ClipFiles(config=cnn_config_path(), weights=cnn_weights_path())
 
 
 def clip_model_name() -> str:

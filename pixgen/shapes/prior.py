@@ -156,6 +156,12 @@ def prior_for(path: str | None, codebook: torch.Tensor) -> ShapesPrior:
     return prior
 
 
+def load_code_prior(file: str | None, codebook: torch.Tensor) -> ShapesPrior:
+    """``--code-prior shapes[:FILE]`` (``pixgen.code_priors``): the built-in prior, or a prior FILE trained by
+    scripts/train_shapes_prior.py, checked against the VQGAN whose code vectors ``codebook`` holds."""
+    return prior_for(file or "shapes", codebook)
+
+
 def fingerprint(codebook: torch.Tensor) -> torch.Tensor:
     """What a prior keeps of its VQGAN's codebook (K, D): the first ``FINGERPRINT`` code vectors."""
     return codebook[:FINGERPRINT].detach().float()

@@ -13,18 +13,15 @@ as they did before: into rows that were never trained.
 from __future__ import annotations
 
 import gzip
-import json
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from pixgen.errors import PixgenError
+from pixgen.perceptors import FULL_VOCAB
 from pixgen.shapes.world import COLOURS, POSITIONS, RELATIONS, SHAPES, SIZES
 
 BPE_NAME = "shapes_bpe.txt.gz"
-FULL_VOCAB = 49408  # CLIP's SimpleTokenizer: 512 byte symbols, 48894 merges, start and end of text
-BYTE_SYMBOLS = 512  # ids below this are single bytes (with or without the end-of-word mark)
 TEMPLATE_WORDS = ("a", "an", "on", "the", "in", "of", "background")
 
 
@@ -72,17 +69,3 @@ def compact_config(config: dict[str, Any], vocab_size: int) -> dict[str, Any]:
     """The model config for compacted weights: ``vocab_size`` and the BPE file (next to the config)."""
     text = {**config["text_cfg"], "vocab_size": vocab_size, "tokenizer_kwargs": {"bpe_path": BPE_NAME}}
     return {**config, "text_cfg": text}
-
-
-def bpe_path_of(config_path: Path) -> Path | None:
-    """The BPE file a model config names (``text_cfg.tokenizer_kwargs.bpe_path``, relative to the config's
-    folder), or None for CLIP's own."""
-    cfg = json.loads(Path(config_path).read_text())
-    bpe = cfg.get("text_cfg", {}).get("tokenizer_kwargs", {}).get("bpe_path")
-    if not bpe:
-        return None
-    path = Path(config_path).parent / bpe
-    if not path.is_file():
-        raise PixgenError(f"the BPE merges file {path} named by the CLIP config {config_path} is missing; keep it "
-                          f"next to the config (scripts/train_shapes_clip.py writes both)")
-    return path

@@ -16,10 +16,10 @@ from typing import Any, ClassVar
 
 import torch
 
+from pixgen.context import SetupContext
 from pixgen.errors import PixgenError
 from pixgen.losses.base import Loss, LossInput
 from pixgen.losses.functional import spherical_dist
-from pixgen.prompts import main_prompt
 
 
 class LayoutLoss(Loss):
@@ -47,14 +47,13 @@ class LayoutLoss(Loss):
         self.targets: list[dict[str, torch.Tensor]] = []
         self.perceptors: dict[str, tuple[Any, float]] = {}
 
-    def setup(self, context: Any = None) -> None:
+    def setup(self, context: SetupContext) -> None:
         """Split the run's main prompt into boxes and encode each box's caption with every CLIP of the run."""
-        from pixgen.augment import cutouts_for
         from pixgen.shapes.world import relation_boxes
 
         self.perceptors = context.perceptors
-        self.cutouts = cutouts_for(context.config, self.perceptors, self.cutn)
-        regions = relation_boxes(main_prompt(context.config.prompt), size="large")
+        self.cutouts = context.make_cutouts(self.cutn)
+        regions = relation_boxes(context.main_prompt, size="large")
         self.boxes = [box for _, box in regions]
         self.targets = [{key: perc.encode_text([caption]) for key, (perc, _) in self.perceptors.items()}
                         for caption, _ in regions]

@@ -20,8 +20,8 @@ from pixgen.drawers.vqgan import pyramid_latent
 from pixgen.losses.functional import spherical_dist
 from pixgen.losses.smoothness import gradient_magnitude
 from pixgen.noise import fractal_noise
-from pixgen.shapes.clip_training import normalise
 from pixgen.shapes.sample import sample_spec
+from pixgen.shapes.train.clip_training import normalise
 from pixgen.shapes.world import Spec, spec_caption
 
 

@@ -11,12 +11,12 @@ import argparse
 
 import torch
 
-from pixgen.shapes.chains import chain_batch
-from pixgen.shapes.clip_report import RENDER_SIZE, clean_views
-from pixgen.shapes.clip_training import blob_corrupt, clutter_scenes, pair_twins, scene_corrupt, shape_twins
 from pixgen.shapes.render import random_batch, render_scenes
 from pixgen.shapes.sample import rng_from
-from pixgen.shapes.views import TrainViews
+from pixgen.shapes.train.chains import chain_batch
+from pixgen.shapes.train.clip_report import RENDER_SIZE, clean_views
+from pixgen.shapes.train.clip_training import blob_corrupt, clutter_scenes, pair_twins, scene_corrupt, shape_twins
+from pixgen.shapes.train.views import TrainViews
 
 
 def corrupted(clean: torch.Tensor, scenes: list, near: int, gen: torch.Generator) -> torch.Tensor:
@@ -32,8 +32,8 @@ def make_chains(args: argparse.Namespace, gen: torch.Generator) -> tuple | None:
     """With ``--chains``: the persistent generation runs (shipped shapes VQGAN) and the views they see."""
     if args.chains <= 0:  # off: no draws from the generators
         return None
-    from pixgen.shapes.chains import ChainSettings, DrawerChains
     from pixgen.shapes.models import vqgan_paths
+    from pixgen.shapes.train.chains import ChainSettings, DrawerChains
     from pixgen.taming_loader import load_vqgan
 
     rng = rng_from(gen)

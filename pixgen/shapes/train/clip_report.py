@@ -8,10 +8,10 @@ from dataclasses import replace
 import torch
 import torch.nn.functional as F
 
-from pixgen.shapes.clip_training import blob_corrupt, gradient_alignment, normalise, soft_targets
 from pixgen.shapes.render import random_batch, render_scenes
 from pixgen.shapes.sample import MUTATIONS, mutate_spec, rng_from, sample_scene, sample_spec
-from pixgen.shapes.views import TrainViews
+from pixgen.shapes.train.clip_training import blob_corrupt, gradient_alignment, normalise, soft_targets
+from pixgen.shapes.train.views import TrainViews
 from pixgen.shapes.world import describes, spec_caption
 
 RENDER_SIZE = 128  # scenes are drawn at this size, then resized to the CLIP's 64 px

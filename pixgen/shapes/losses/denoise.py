@@ -19,9 +19,9 @@ from typing import Any, ClassVar
 import torch
 import torch.nn.functional as F
 
+from pixgen.context import SetupContext
 from pixgen.errors import PixgenError
 from pixgen.losses.base import Loss, LossInput
-from pixgen.prompts import main_prompt
 
 SIZE = 64
 
@@ -42,10 +42,9 @@ class DenoiseLoss(Loss):
         self.model: Any = None
         self.tokens: torch.Tensor | None = None
 
-    def setup(self, context: Any = None) -> None:
-        """Load the denoiser (once) on the run's device, and read the prompt if it is conditioned."""
-        config = getattr(context, "config", None)
-        self._load(getattr(context, "device", None) or "cpu", main_prompt(getattr(config, "prompt", None)))
+    def setup(self, context: SetupContext) -> None:
+        """Load the denoiser (once) on the run's device, and read the main prompt if it is conditioned."""
+        self._load(context.device, context.main_prompt)
 
     def _load(self, device: Any, caption: str = "") -> None:
         from pixgen.shapes.denoiser import caption_tokens, load_denoiser

@@ -1,0 +1,1 @@
+"""The shapes world's losses (``--loss denoise``, ``--loss layout``), registered through entry points."""

@@ -1,0 +1,1 @@
+"""Training code of the shapes world's models (scripts/train_shapes_*.py use it); `pixgen run` never imports it."""
