@@ -99,9 +99,9 @@ def parse_extra_args(args: list[str]) -> dict[str, str]:
 
 
 @main.command(name="list")
-@click.argument("what", required=False, type=click.Choice(["drawers", "filters", "losses", "clip"]))
+@click.argument("what", required=False, type=click.Choice(["drawers", "filters", "losses", "presets", "clip"]))
 def list_cmd(what: str | None) -> None:
-    """Show the drawers, filters and losses (with their options) and known CLIP models."""
+    """Show the drawers, filters and losses (with their options), presets and known CLIP models."""
     from pixgen.listing import describe
 
     with _errors(False):

@@ -56,12 +56,12 @@ def cnn_weights_path() -> Path:
 
 
 def shapes_clip_files() -> ClipFiles:
-    """``--clip shapes``: the 64 px ViT CLIP of the shapes world (registered in ``pixgen.clip_models``)."""
+    """The 64 px ViT CLIP of the offline shapes world (``--clip shapes``; ships with pixgen)."""
     return ClipFiles(config=clip_config_path(), weights=clip_weights_path())
 
 
 def shapes_cnn_files() -> ClipFiles:
-    """``--clip shapes_cnn``: the 64 px CNN CLIP of the shapes world (registered in ``pixgen.clip_models``)."""
+    """The 64 px CNN CLIP of the offline shapes world (``--clip shapes_cnn``; ships with pixgen)."""
     return ClipFiles(config=cnn_config_path(), weights=cnn_weights_path())
 
 
