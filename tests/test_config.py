@@ -2,6 +2,7 @@ import pytest
 
 from pixgen.config import RunConfig, check, load_yaml, parse_size, resolve_seed
 from pixgen.errors import PixgenError
+from pixgen.plan import plan_run
 
 
 def test_size() -> None:
@@ -27,9 +28,9 @@ def test_seeds() -> None:
 def test_unknown_keys_become_plugin_options_and_are_checked() -> None:
     config = RunConfig.from_dict({"prompt": "x", "pixel-size": 8, "clip": "ViT-B-32:openai"})
     assert config.plugin_options == {"pixel_size": 8} and config.clip == ["ViT-B-32:openai"]
-    check(config)
+    plan_run(config)
     with pytest.raises(PixgenError, match="has no option 'colour'"):
-        check(RunConfig.from_dict({"prompt": "x", "colour": "red"}))
+        plan_run(RunConfig.from_dict({"prompt": "x", "colour": "red"}))
 
 
 @pytest.mark.parametrize(
@@ -50,9 +51,16 @@ def test_unknown_keys_become_plugin_options_and_are_checked() -> None:
         ({"cut_zoom": -0.1}, "cut_zoom"),
     ],
 )
-def test_check_rejects(changes: dict, match: str) -> None:
+def test_plan_rejects(changes: dict, match: str) -> None:
     with pytest.raises(PixgenError, match=match):
-        check(RunConfig.from_dict({"prompt": "x", **changes}))
+        plan_run(RunConfig.from_dict({"prompt": "x", **changes}))
+
+
+def test_check_alone_leaves_plugins_and_prompts_to_the_plan() -> None:
+    config = RunConfig.from_dict({"prompt": "a red circle", "drawer": "nope"})
+    check(config)  # plain settings only: no plug-in module is imported by pixgen.config
+    with pytest.raises(PixgenError, match="unknown drawer"):
+        plan_run(config)
 
 
 def test_round_trip() -> None:

@@ -46,10 +46,10 @@ def test_smoothness_options_are_checked() -> None:
 
 
 def test_loss_spec_errors_come_before_any_model_loads() -> None:
-    from pixgen.config import RunConfig, check
+    from pixgen.plan import plan_run
 
     with pytest.raises(PixgenError, match=r"loss 'smoothness' takes at most 1 ':' argument"):
-        check(RunConfig.from_dict({"prompt": "x", "clip": ["nope-not-a-model"], "loss": ["smoothness:log:3"]}))
+        plan_run({"prompt": "x", "clip": ["nope-not-a-model"], "loss": ["smoothness:log:3"]})
 
 
 def test_smoothness_from_a_run_spec(quick: dict) -> None:

@@ -12,7 +12,7 @@ from pixgen.perceptors import _cached_file, load_perceptor, parse_clip_spec
 
 def test_tiny_open_clip_through_the_real_loader(clip_spec: str) -> None:
     spec = parse_clip_spec(clip_spec + "@0.5")
-    assert spec.weight == 0.5 and spec.model.endswith(".json")
+    assert spec.weight == 0.5 and spec.config.endswith(".json") and spec.model == "pixgen-tiny"
     perceptor = load_perceptor(spec, "cpu")
     assert perceptor.input_size == 32
     assert load_perceptor(spec, "cpu") is perceptor  # loaded once per process
@@ -95,9 +95,9 @@ def test_a_config_file_that_is_not_json_is_refused_clearly(tmp_path: Path) -> No
 
 def test_a_config_file_never_replaces_a_registered_model(tmp_path: Path) -> None:
     """``train_shapes_clip.py`` writes ``shapes_clip.json``, the built-in CLIP's name: loaded beside ``--clip
-    shapes`` (either order), each keeps its own config (a ``shapes_cnn.json`` beside ``--clip shapes_cnn`` too);
-    so does a file named like an open_clip model (a fresh process, since open_clip's registry lives as long as
-    it)."""
+    shapes`` (either order), each keeps its own config (a ``shapes_cnn.json`` registered before ``--clip
+    shapes_cnn`` too: the first keeps the name, the other gets a hashed one); so does a file named like an
+    open_clip model (a fresh process, since open_clip's registry lives as long as it)."""
     import subprocess
     import sys
 
@@ -114,8 +114,10 @@ torch.save(open_clip.create_model(register_config_file(mine)).state_dict(), {str
 for order in ([mine + ":" + {str(tmp_path / "w.pt")!r}, "shapes"], ["shapes", mine + ":" + {str(tmp_path / "w.pt")!r}]):
     dims = [load_perceptor(parse_clip_spec(s)).encode_image(torch.rand(1, 3, 64, 64)).shape[-1] for s in order]
     print(dims, end=" ")
-cnn = register_config_file({str(tmp_path / "a" / "shapes_cnn.json")!r})  # first: it must not take the name
-print(cnn != "shapes_cnn", load_perceptor(parse_clip_spec("shapes_cnn")).encode_text(["a red square"]).shape[-1])
+cnn = register_config_file({str(tmp_path / "a" / "shapes_cnn.json")!r})  # first: it keeps its stem
+alias = parse_clip_spec("shapes_cnn")
+print(open_clip.get_model_config(cnn)["embed_dim"], alias.model != cnn,
+      load_perceptor(alias).encode_text(["a red square"]).shape[-1])
 vit = register_config_file({str(tmp_path / "b" / "ViT-B-32.json")!r})
 width = open_clip.get_model_config("ViT-B-32")["embed_dim"]
 print(tuple(clip_tokenizer()(["a red circle"]).shape), vit != "ViT-B-32", width)
@@ -123,4 +125,4 @@ print(tuple(clip_tokenizer()(["a red circle"]).shape), vit != "ViT-B-32", width)
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
                           env={**os.environ, "PIXGEN_CACHE": str(tmp_path / "cache")})
     assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.split() == ["[32,", "64]", "[64,", "32]", "True", "64", "(1,", "32)", "True", "512"]
+    assert done.stdout.split() == ["[32,", "64]", "[64,", "32]", "32", "True", "64", "(1,", "32)", "True", "512"]
