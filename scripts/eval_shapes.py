@@ -87,11 +87,11 @@ def settings_of(config: str, extra: list[str]) -> dict:
 
 def check_settings(settings: dict, caption: str) -> None:
     """Exit with pixgen's message when ``settings`` cannot make a run (a misspelt option, a bad loss spec)."""
-    from pixgen.config import RunConfig, check
     from pixgen.errors import PixgenError
+    from pixgen.plan import plan_run
 
     try:
-        check(RunConfig.from_dict({**settings, "prompt": caption}))
+        plan_run({**settings, "prompt": caption})
     except PixgenError as err:
         raise SystemExit(f"eval_shapes: {err}") from None
 

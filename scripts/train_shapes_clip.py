@@ -1,6 +1,6 @@
 """Train the built-in shapes CLIP from scratch on procedurally drawn scenes (CPU, reproducible from --seed).
 
-    python scripts/train_shapes_clip.py --seed 0 --steps 1200 --minutes 27 --threads 1 --out pixgen/assets
+    python scripts/train_shapes_clip.py --seed 0 --steps 1200 --minutes 27 --threads 1 --out pixgen/shapes/assets
 
 The shipped weights come from that command on a 2-core CPU: it stopped on time after 1003 of 1200 steps, its
 lr schedule following the clock, so a re-run matches it only approximately; ``--minutes 0 --steps 1003``
@@ -12,7 +12,7 @@ The shipped CNN CLIP (``--clip shapes_cnn``) takes two commands: ``--config scri
 0.92, shape 0.88; ``scripts/shape_preference.py``: the right shape preferred in 0.91 of one-shape swaps), then
 ``--config DIR/shapes_cnn.json --init-weights DIR/shapes_cnn.safetensors --seed 5 --aux-weight 1 --adv-eps 1.5
 --shape-twins 40 --chains 16 --chain-levels 4 --lr 5e-4 --steps 300 --minutes 22 --threads 2 --name shapes_cnn
---out pixgen/assets`` (300 steps in 22 minutes: VQGAN-drawer runs against the CNN itself as negatives, as the
+--out pixgen/shapes/assets`` (300 steps in 22 minutes: VQGAN-drawer runs against the CNN itself as negatives, as the
 first CNN was fooled by generation's blobs; hard negatives 0.92, shape 0.91).
 
 Contrastive training with soft targets: in a batch of (image, caption) pairs, caption j counts as true for

@@ -1,6 +1,6 @@
 """Train the shapes scene denoiser (``pixgen.shapes.denoiser``) on damaged copies of procedurally drawn scenes.
 
-    python scripts/train_shapes_denoiser.py --seed 0 --steps 1700 --minutes 14 --threads 2 --out pixgen/assets
+    python scripts/train_shapes_denoiser.py --seed 0 --steps 1700 --minutes 14 --threads 2 --out pixgen/shapes/assets
 
 Inputs are scenes damaged by ``pixgen.shapes.denoiser.corrupt``; the loss is L1 + MSE to the clean scene.
 With ``--conditioned`` (experimental, not shipped: docs/shapes_experiments.md) the model also reads the scene's

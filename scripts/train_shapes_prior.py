@@ -9,8 +9,8 @@ guidance. Prints the held-out cross-entropy and how many of the demo captions' s
 VQGAN, pass the oracle; writes ``DIR/shapes_prior.pt`` (fp16 weights), for ``--init-noise prior --code-prior``.
 ``--init-weights`` continues from a prior; ``--kind-weight`` adds a head that names the kind of shape (or
 background) of each next cell (``cell_kinds``), as extra supervision. The shipped prior
-(``pixgen/assets/shapes_prior.pt``, ``--code-prior shapes``) is the command above with ``--out pixgen/assets``
-(held-out cross-entropy 0.93; docs/shapes_experiments.md).
+(``pixgen/shapes/assets/shapes_prior.pt``, ``--code-prior shapes``) is the command above with
+``--out pixgen/shapes/assets`` (held-out cross-entropy 0.93; docs/shapes_experiments.md).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Train the built-in shapes VQGAN (taming layout) as an autoencoder on procedurally drawn scenes (CPU).
 
-    python scripts/train_shapes_vqgan.py --seed 0 --steps 2400 --minutes 28 --threads 2 --out pixgen/assets
+    python scripts/train_shapes_vqgan.py --seed 0 --steps 2400 --minutes 28 --threads 2 --out pixgen/shapes/assets
 
 The shipped weights come from that command on a 2-core CPU: it stopped on time after 2379 steps. Held-out:
 PSNR 32.6 dB at 64 px; the oracle passes 70% of random scenes' reconstructions at 64 px, 100% at 128 px, and

@@ -7,7 +7,7 @@ import torch
 
 from pixgen.engine import Run
 from pixgen.errors import PixgenError
-from pixgen.losses.layout import LayoutLoss, outside_spread
+from pixgen.shapes.losses.layout import LayoutLoss, outside_spread
 from pixgen.shapes.world import relation_boxes
 
 

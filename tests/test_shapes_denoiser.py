@@ -10,12 +10,15 @@ from pathlib import Path
 import pytest
 import torch
 
+from pixgen.context import SetupContext
 from pixgen.errors import PixgenError
 from pixgen.losses.base import LossInput
 from pixgen.registry import LOSSES
 from pixgen.shapes.denoiser import ShapesDenoiser, caption_tokens, corrupt, load_denoiser, round_corners
 from pixgen.shapes.render import random_batch, render_scenes
 from pixgen.shapes.world import Scene, Shape
+
+CPU = SetupContext(torch.device("cpu"))
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -86,7 +89,7 @@ def test_a_conditioned_denoiser_reads_the_caption_and_needs_it(tmp_path) -> None
 
 def test_denoise_loss_pulls_the_render_to_the_denoised_render(tmp_path) -> None:
     loss = LOSSES.get("denoise")(denoiser=str(weights_file(tmp_path)))
-    loss.setup()
+    loss.setup(CPU)
     render = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(0)).requires_grad_()
     value = loss(LossInput(render, {}, {}, step=0, total_steps=10))
     value.backward()
@@ -109,15 +112,15 @@ def test_denoise_loss_errors_are_clear(tmp_path) -> None:
     with pytest.raises(PixgenError, match=r"denoise_start must be in \[0, 1\)"):
         LOSSES.get("denoise")(denoise_start=1.0)
     with pytest.raises(PixgenError, match="no denoiser weights at .*missing.pt"):
-        LOSSES.get("denoise")(denoiser=str(tmp_path / "missing.pt")).setup()
+        LOSSES.get("denoise")(denoiser=str(tmp_path / "missing.pt")).setup(CPU)
     torn = tmp_path / "torn.pt"
     torn.write_bytes(b"not a checkpoint")
     with pytest.raises(PixgenError, match="is not a shapes denoiser checkpoint.*train_shapes_denoiser.py"):
-        LOSSES.get("denoise")(denoiser=str(torn)).setup()
+        LOSSES.get("denoise")(denoiser=str(torn)).setup(CPU)
     foreign = tmp_path / "foreign.pt"
     torch.save({"weight": torch.zeros(2)}, foreign)  # a readable state dict of some other model
     with pytest.raises(PixgenError, match="is not a shapes denoiser checkpoint.*train_shapes_denoiser.py"):
-        LOSSES.get("denoise")(denoiser=str(foreign)).setup()
+        LOSSES.get("denoise")(denoiser=str(foreign)).setup(CPU)
 
 
 def test_denoise_loss_reads_the_main_positive_prompt(quick: dict, tmp_path) -> None:
@@ -159,7 +162,7 @@ def test_training_script_writes_weights_the_loss_loads(tmp_path, conditioned: bo
     kept, total = map(int, report["true_scenes_kept_3x"].split("/"))
     assert total == 48 and 0 <= kept <= total
     loss = LOSSES.get("denoise")(denoiser=str(tmp_path / "shapes_denoiser.pt"))
-    loss.setup()
+    loss.setup(CPU)
     assert loss.model.conditioned == conditioned
 
 

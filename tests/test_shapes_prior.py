@@ -12,8 +12,10 @@ import pytest
 import torch
 from vqgan_fixtures import write_tiny_vqgan
 
+from pixgen.context import SetupContext
 from pixgen.drawers.vqgan import VqganDrawer
 from pixgen.errors import PixgenError
+from pixgen.prompts import parse_prompt
 from pixgen.shapes.denoiser import caption_tokens
 from pixgen.shapes.prior import TEXT_LEN, ShapesPrior, fingerprint, load_prior, save_prior
 from pixgen.taming_loader import load_vqgan
@@ -103,29 +105,35 @@ def drawer_with_prior(vqgan, path: Path, width: int = 64, height: int = 64) -> V
                        code_prior=str(path))
 
 
+def start_from_prior(drawer: VqganDrawer, caption: str, generator: torch.Generator) -> None:
+    """What a run does for ``--init-noise prior``: set the drawer up with the prompt, then start it."""
+    drawer.setup(SetupContext(torch.device("cpu"), prompts=(parse_prompt(caption),), start="prior"))
+    drawer.init_from_noise("prior", generator)
+
+
 def test_the_drawer_starts_from_the_priors_codes(vqgan, tmp_path) -> None:
     save_prior(tiny_prior(vqgan=vqgan), tmp_path / "prior.pt")
     drawer = drawer_with_prior(vqgan, tmp_path / "prior.pt")  # f16 at 64 px: the prior's 4x4 grid
-    drawer.init_from_prior("a red circle", torch.Generator().manual_seed(3))
+    start_from_prior(drawer, "a red circle", torch.Generator().manual_seed(3))
     expected = load_prior(tmp_path / "prior.pt").draw("a red circle", torch.Generator().manual_seed(3))
     assert torch.equal(drawer.vqgan().nearest_codes(drawer.latent()), expected)
     assert torch.equal(drawer.vqgan().quantize(drawer.z), drawer.z)  # exactly code vectors
     other = drawer_with_prior(vqgan, tmp_path / "prior.pt", 64, 48)  # a 4x3 latent: decoded and re-encoded
-    other.init_from_prior("a red circle", torch.Generator().manual_seed(3))
+    start_from_prior(other, "a red circle", torch.Generator().manual_seed(3))
     assert other.z.shape[-2:] == (3, 4) and torch.isfinite(other.z).all()
 
 
 def test_prior_init_without_a_matching_prior_is_a_clear_error(vqgan, tmp_path) -> None:
     plain = VqganDrawer(64, 64, vqgan_config=str(vqgan[0]), vqgan_checkpoint=str(vqgan[1]))
-    with pytest.raises(PixgenError, match="needs a code prior: give --code-prior shapes"):
-        plain.init_from_prior("a red circle", torch.Generator())
+    with pytest.raises(PixgenError, match="needs a code prior: give --code-prior with one of: shapes"):
+        start_from_prior(plain, "a red circle", torch.Generator())
     save_prior(tiny_prior(n_codes=32), tmp_path / "small.pt")
     with pytest.raises(PixgenError, match="32-entry codebook, but the VQGAN has 64"):
-        drawer_with_prior(vqgan, tmp_path / "small.pt").init_from_prior("a red circle", torch.Generator())
+        start_from_prior(drawer_with_prior(vqgan, tmp_path / "small.pt"), "a red circle", torch.Generator())
     other = write_tiny_vqgan(tmp_path / "other", n_embed=N_CODES, seed=1)  # same size, other codebook
     save_prior(tiny_prior(vqgan=other), tmp_path / "other.pt")
     with pytest.raises(PixgenError, match="trained for another VQGAN"):
-        drawer_with_prior(vqgan, tmp_path / "other.pt").init_from_prior("a red circle", torch.Generator())
+        start_from_prior(drawer_with_prior(vqgan, tmp_path / "other.pt"), "a red circle", torch.Generator())
 
 
 def test_a_run_with_init_noise_prior_starts_from_the_main_prompts_draw(vqgan, tmp_path, quick) -> None:
