@@ -25,6 +25,15 @@ ROOTS = {"pixgen": "pixgen", "drawers": "pixgen/drawers", "losses": "pixgen/loss
 IGNORED_DIRS = {".git", "build", "dist", "__pycache__", ".pytest_cache", ".ruff_cache", ".venv", "outputs"}
 
 
+def walk_files(root: Path) -> list[str]:
+    """Files under ``root`` (posix, relative), leaving out build leftovers, caches and VCS folders."""
+    names = []
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = [d for d in dirs if d not in IGNORED_DIRS and not d.endswith(".egg-info")]
+        names += [Path(folder, f).relative_to(root).as_posix() for f in files if not f.endswith(".pyc")]
+    return sorted(names)
+
+
 def source_files(root: Path = REPO) -> list[str]:
     """The checkout's files as a fresh clone plus new work would have them (git's view; a plain walk without git)."""
     try:
@@ -32,11 +41,7 @@ def source_files(root: Path = REPO) -> list[str]:
             ["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=root, capture_output=True, check=True
         ).stdout.decode()
     except (OSError, subprocess.CalledProcessError):
-        names = []
-        for folder, dirs, files in os.walk(root):
-            dirs[:] = [d for d in dirs if d not in IGNORED_DIRS and not d.endswith(".egg-info")]
-            names += [Path(folder, f).relative_to(root).as_posix() for f in files if not f.endswith(".pyc")]
-        return sorted(names)
+        return walk_files(root)
     return sorted(name for name in out.split("\0") if name and (root / name).is_file())
 
 
@@ -51,13 +56,26 @@ def wheel_path_of(source: str) -> str | None:
 
 
 @pytest.fixture(scope="module")
-def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The wheel built from a copy of the working tree."""
+def source_copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A snapshot of the working tree (others may edit it while the wheel builds)."""
     base = tmp_path_factory.mktemp("wheel")
     for name in source_files():
         (base / "src" / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(REPO / name, base / "src" / name)
-    cmd = [sys.executable, "-m", "pip", "wheel", str(base / "src"), "--no-deps", "-q", "-w", str(base / "dist")]
+    return base / "src"
+
+
+@pytest.fixture(scope="module")
+def expected(source_copy: Path) -> set[str]:
+    """Where the snapshot's modules and assets must land in the wheel."""
+    return {path for name in walk_files(source_copy) if (path := wheel_path_of(name))}
+
+
+@pytest.fixture(scope="module")
+def wheel(source_copy: Path) -> Path:
+    """The wheel built from the snapshot."""
+    base = source_copy.parent
+    cmd = [sys.executable, "-m", "pip", "wheel", str(source_copy), "--no-deps", "-q", "-w", str(base / "dist")]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, f"pip wheel failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
     (found,) = (base / "dist").glob("pixgen-*.whl")
@@ -77,15 +95,13 @@ def dist_info(files: set[str]) -> str:
     return folder
 
 
-def test_every_module_and_asset_is_in_the_wheel(wheel_files: set[str]) -> None:
-    expected = {path for name in source_files() if (path := wheel_path_of(name))}
+def test_every_module_and_asset_is_in_the_wheel(wheel_files: set[str], expected: set[str]) -> None:
     assert "pixgen/shapes/assets/shapes_vqgan.ckpt" in expected  # the oracle itself sees the assets
     missing = sorted(expected - wheel_files)
     assert not missing, f"files of the package tree missing from the wheel: {missing}"
 
 
-def test_nothing_unexpected_is_in_the_wheel(wheel_files: set[str]) -> None:
-    expected = {path for name in source_files() if (path := wheel_path_of(name))}
+def test_nothing_unexpected_is_in_the_wheel(wheel_files: set[str], expected: set[str]) -> None:
     info = dist_info(wheel_files)
     extra = sorted(name for name in wheel_files - expected if not name.startswith(f"{info}/"))
     assert not extra, f"the wheel holds files outside the package tree: {extra}"
