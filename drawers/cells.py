@@ -55,7 +55,7 @@ def cell_map(shape: str, width: int, height: int, cols: int, rows: int) -> tuple
     offsets = torch.stack(torch.meshgrid(sub, sub, indexing="xy"), -1).view(-1, 2)  # (S*S, 2)
     ey, ex = edge.nonzero(as_tuple=True)
     corners = torch.stack([ex, ey], 1).float()  # (N, 2)
-    samples = grid.cell_at((corners.unsqueeze(1) + offsets).view(-1, 2)).view(len(ex), -1)  # (N, S*S)
+    samples = grid.cell_at((corners.unsqueeze(1) + offsets).view(-1, 2)).view(len(ex), len(offsets))  # (N, S*S)
     return (*_slots(centre, ey, ex, samples), grid.n_cells)
 
 

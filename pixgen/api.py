@@ -18,20 +18,28 @@ def run(prompt: str | None = None, *, callbacks: Sequence[Any] | None = None, pr
     the image is shown every ``display_every`` steps.
     """
     from pixgen.callbacks import NotebookDisplay, Progress, SaveImage
+    from pixgen.io import require_utf8
     from pixgen.starts import best_start
 
     base = config.to_dict() if isinstance(config, RunConfig) else dict(config or {})
     if prompt is not None:
         base["prompt"] = prompt
+    require_utf8({**base, **options})  # text that could not go into settings.yaml or the PNG: before any work
     cfg = RunConfig.from_dict({**base, **options})
     extra: list[Any] = []
     if save:
-        extra.append(SaveImage(cfg.out, cfg.save_every))
+        extra.append(SaveImage(cfg.out, cfg.save_every, cfg.overwrite))
+        extra[-1].check()  # an --out in use, holding results or read-only: before any model loads
     if progress:
         extra.append(Progress(notebook=_in_notebook()))
     if display_every and _in_notebook():
         extra.append(NotebookDisplay(display_every))
-    return best_start(cfg, [*extra, *(callbacks or [])], progress=progress).run()
+    run = best_start(cfg, [*extra, *(callbacks or [])], progress=progress)
+    try:
+        return run.run()
+    finally:
+        for callback in extra:
+            callback.close()  # the output folder's lock and the bar, also when the run failed
 
 
 def list_drawers() -> list[str]:
