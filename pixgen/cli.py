@@ -7,7 +7,9 @@ options and checked against the chosen drawer, filters and losses, so plug-ins o
 from __future__ import annotations
 
 import logging
+import signal
 import sys
+import threading
 from typing import Any
 
 import click
@@ -39,9 +41,19 @@ _RUN_OPTIONS = [
     click.option("--start-trial", type=float, help="% of the run each start takes before the choice (20)."),
     click.option("--save-every", type=int, help="Rewrite output.png every N steps (default 10; 0 = end only)."),
     click.option("--out", "-o", help="Output folder (default outputs/YYYYMMDD_NN)."),
+    click.option("--overwrite", is_flag=True, default=None,
+                 help="Reuse an --out that holds another run's results (they are replaced)."),
     click.option("--device", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps."),
     click.option("--init-image", help="Start from this image instead of noise."),
     click.option("--init-noise", help="pixels (fractal), gradient, snow, none; drawers may add kinds."),
+    click.option("--init-weight", type=float, help="Keep the render near --init-image (pixel MSE weight; 0: off)."),
+    click.option("--init-latent-weight", type=float, help="Keep the drawer's parameters near their start (0: off)."),
+    click.option("--image-prompt", multiple=True, help="Picture as a prompt FILE[:WEIGHT[:STOP]] (globs; repeatable):"
+                 " cut like the render each step."),
+    click.option("--target-image", multiple=True, help="Picture encoded once FILE[:WEIGHT[:STOP]] (globs; "
+                 "repeatable), used like a text prompt."),
+    click.option("--optimizer", help="adam (default), adamw, adagrad, adamax, radam, nadam, sgd."),
+    click.option("--auto-stop", type=int, help="End when the loss has not improved for N steps (0: off)."),
     click.option("--preset", help="A bundle of settings, e.g. shapes (offline built-in models)."),
     click.option("--quality", help="pixray quality: draft, normal, better, best, supreme."),
     click.option("--aspect", help="With --quality: widescreen (default), square, portrait."),
@@ -66,18 +78,20 @@ def _run_options(func: Any) -> Any:
 @click.option("--debug", is_flag=True, help="Show the full traceback on errors.")
 @click.pass_context
 def run(ctx: click.Context, config_file: str | None, debug: bool, **flags: Any) -> None:
-    """Optimize an image toward the prompt. Plug-in options follow as --name value (see `pixgen list`)."""
+    """Optimize an image toward the prompt. Plug-in options follow as --name value (see `pixgen list`).
+
+    Ctrl-C (exit 130) or SIGTERM (exit 143) stops the run after saving the current image."""
     _setup_logging()
-    with _errors(debug):
+    with _Signals() as signals, _errors(debug, signals):
         from pixgen.api import run as run_api
         from pixgen.config import load_yaml
 
         values = load_yaml(config_file) if config_file else {}
         values.update({k: v for k, v in flags.items() if v is not None and v != ()})
         values.update(parse_extra_args(ctx.args))
-        result = run_api(**values)
+        result = run_api(**values, callbacks=[signals])
     if result.interrupted:
-        sys.exit(130)
+        sys.exit(signals.exit_code)
 
 
 def parse_extra_args(args: list[str]) -> dict[str, str]:
@@ -123,16 +137,66 @@ def _setup_logging() -> None:
         logger.propagate = False  # a library's root-logger basicConfig would print every line twice
 
 
-class _errors:
-    """Turn user-facing errors into one line and exit code 1; ``--debug`` keeps the traceback."""
+class _Signals:
+    """SIGTERM (``timeout``, container stops, batch schedulers) stops a run as Ctrl-C does, so both end with
+    the same final save; exit codes follow the shell's 128 + signal: 130 for Ctrl-C, 143 for SIGTERM. Also a
+    callback, to know whether the run had started when the signal came."""
 
-    def __init__(self, debug: bool) -> None:
-        self.debug = debug
+    def __init__(self) -> None:
+        self.received: int | None = None
+        self.started = False
+        self.previous: dict[int, Any] = {}
+
+    def __enter__(self) -> _Signals:
+        if threading.current_thread() is threading.main_thread():
+            self.previous = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for number, handler in self.previous.items():
+            signal.signal(number, handler)
+
+    def _handle(self, number: int, frame: Any) -> None:
+        self.received = number
+        raise KeyboardInterrupt
+
+    @property
+    def exit_code(self) -> int:
+        """128 + the signal that stopped the run (SIGINT when it was a plain KeyboardInterrupt)."""
+        return 128 + (self.received or signal.SIGINT)
+
+    def describe(self) -> str:
+        """One line for a stop that came before the run could end by itself."""
+        what = "SIGTERM" if self.received == signal.SIGTERM else "Ctrl-C"
+        if not self.started:
+            return f"Interrupted ({what}) before the run began; nothing was written"
+        return f"Interrupted ({what}) again while saving; output.png holds the last image saved before"
+
+    def on_start(self, run: Any) -> None:
+        """The run's first step is next."""
+        self.started = True
+
+    def on_step(self, run: Any, result: Any) -> None:
+        """Nothing per step."""
+
+    def on_end(self, run: Any, result: Any) -> None:
+        """Nothing at the end."""
+
+
+class _errors:
+    """Turn user-facing errors into one line and exit code 1; ``--debug`` keeps the traceback. A signal that
+    stops the command before the run ends by itself: one line and 130 (Ctrl-C) or 143 (SIGTERM)."""
+
+    def __init__(self, debug: bool, signals: _Signals | None = None) -> None:
+        self.debug, self.signals = debug, signals
 
     def __enter__(self) -> None:
         return None
 
     def __exit__(self, kind: Any, exc: BaseException | None, tb: Any) -> bool:
+        if isinstance(exc, KeyboardInterrupt) and self.signals is not None and not self.debug:
+            click.echo(self.signals.describe(), err=True)
+            sys.exit(self.signals.exit_code)
         if exc is None or self.debug or isinstance(exc, (click.ClickException, SystemExit)):
             return False
         if isinstance(exc, PixgenError):
@@ -152,3 +216,13 @@ def _attach_models() -> None:
 
 
 _attach_models()
+
+
+def _attach_batch() -> None:
+    from pixgen.cli_batch import batch, gallery
+
+    main.add_command(batch)
+    main.add_command(gallery)
+
+
+_attach_batch()

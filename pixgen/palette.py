@@ -5,7 +5,7 @@ Sections are joined with ``;`` and their colours concatenated (duplicates droppe
 - ``red->white``, ``black->red->white\\8``: a ramp through the colours in N steps (16 if ``\\N`` is not given);
   one colour alone is a ramp from black (``red`` = ``black->red\\16``, as pixray);
 - ``[black, #f00, (0+128+255), [1+1+0]]``, optionally ``\\N``: exactly these colours (or a ramp through them);
-- ``@file.png`` (any image imageio reads), optionally ``\\N``: the image's colours, reduced to at most N (256 if
+- ``@file.png`` (any image PIL reads), optionally ``\\N``: the image's colours, reduced to at most N (256 if
   not given) by median cut; ``@file.act``: an Adobe colour table.
 
 A colour is a CSS name (``red``, ``teal``: PIL's table, since pixray's xkcd names would need matplotlib;
@@ -187,20 +187,10 @@ def _from_file(path: str, steps: str | None) -> list[tuple[float, float, float]]
 
 
 def _read_image(file: Path) -> np.ndarray:
-    """Opaque pixels of an image as (M, 3) uint8 rows."""
-    import imageio.v3 as iio
+    """Opaque pixels of an image as (M, 3) uint8 rows (read by ``pixgen.io.open_image``, as every image is)."""
+    from pixgen.io import open_image
 
-    try:
-        array = np.asarray(iio.imread(file))
-    except Exception as exc:  # noqa: BLE001 - imageio raises many types for unreadable files
-        raise PixgenError(f"cannot read palette image {file} ({exc}); give a PNG, JPEG or .act file") from None
-    if array.ndim == 2:
-        array = np.stack([array] * 3, axis=-1)
-    if array.ndim != 3 or array.shape[-1] not in (3, 4):
-        raise PixgenError(f"palette image {file} has shape {array.shape}; give a single still RGB image")
-    if array.dtype != np.uint8:
-        top = 1.0 if array.dtype.kind == "f" else float(np.iinfo(array.dtype).max)
-        array = np.round(np.clip(array.astype(np.float64) / top, 0, 1) * 255).astype(np.uint8)
+    array = np.asarray(open_image(file, "palette image"))
     rows = array.reshape(-1, array.shape[-1])
     rows = rows[rows[:, 3] > 0, :3] if rows.shape[1] == 4 else rows
     if not len(rows):
