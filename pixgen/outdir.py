@@ -107,12 +107,16 @@ def _owned(path: Path, pid: bool, fd: int) -> None:
         raise _Replaced
     if pid:
         os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        os.lseek(fd, 0, os.SEEK_SET)
+        os.write(fd, f"{os.getpid()}\n".encode())
 
 
 def _unlock(folder: Path, lock: FileLock) -> None:
     """Remove the lock file while holding it, then unlock: a run that opened it meanwhile sees it replaced."""
-    (folder / LOCK_NAME).unlink(missing_ok=True)
+    try:
+        (folder / LOCK_NAME).unlink(missing_ok=True)
+    except OSError:  # Windows keeps a locked file; it is reused
+        pass
     lock.release()
 
 
@@ -134,7 +138,8 @@ def _require_writable(target: Path, default: bool) -> None:
         raise PixgenError(f"{existing} is a file, not a folder; choose another --out")
     if os.access(existing, os.W_OK | os.X_OK):
         return
-    cause = "read-only file system" if os.statvfs(existing).f_flag & os.ST_RDONLY else "permission denied"
+    read_only = hasattr(os, "statvfs") and os.statvfs(existing).f_flag & os.ST_RDONLY
+    cause = "read-only file system" if read_only else "permission denied"
     if default:
         raise PixgenError(f"cannot create the default output folder {target}/ in {existing.resolve()} ({cause}); "
                           "pass --out DIR in a writable place")
