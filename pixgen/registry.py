@@ -117,6 +117,10 @@ def _builtin_losses() -> Registry:
     reg = Registry("loss", group="pixgen.losses")
     reg.register("palette", "pixgen.losses.palette:PaletteLoss")
     reg.register("smoothness", "pixgen.losses.smoothness:SmoothnessLoss")
+    reg.register("saturation", "pixgen.losses.saturation:SaturationLoss")
+    reg.register("symmetry", "pixgen.losses.symmetry:SymmetryLoss")
+    reg.register("edge", "pixgen.losses.edge:EdgeLoss")
+    reg.register("style", "pixgen.losses.style:StyleLoss")
     return reg
 
 
