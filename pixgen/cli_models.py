@@ -43,16 +43,15 @@ def models() -> None:
 @models.command("list")
 @_clean_errors
 def list_models() -> None:
-    """What is known, what is cached, and the sizes."""
-    from pixgen.model_table import known_models
-    from pixgen.weights import cache_dir, file_path, offline
+    """What is known, what is cached, and the sizes (any open_clip MODEL:TAG works too: `pixgen list clip`)."""
+    from pixgen.weights import cache_dir, file_path, offline, store_entries
 
     click.echo(f"cache: {cache_dir()}{'  (offline)' if offline() else ''}")
     rows = []
-    for entry in known_models().values():
+    for entry in store_entries():
         paths = [file_path(entry, role) for role in entry.files]
         present = [p for p in paths if p.is_file()]
-        if entry.packaged:
+        if entry.package is not None:
             status = "packaged" if len(present) == len(paths) else "absent"
         else:
             status = "cached" if len(present) == len(paths) else ("partial" if present else "-")
@@ -64,6 +63,8 @@ def list_models() -> None:
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     for row in rows:
         click.echo("  ".join(cell.ljust(w) for cell, w in zip(row[:4], widths, strict=True)) + "  " + row[4])
+    click.echo("Any open_clip MODEL:TAG that `pixgen list clip` shows works too: `pixgen models download MODEL:TAG`,"
+               " then --clip MODEL:TAG reads it from here.")
 
 
 @models.command("download")
@@ -90,8 +91,9 @@ def path(name: str) -> None:
         location = file_path(entry, role)
         missing = missing or not location.is_file()
         click.echo(str(location))
-    if missing and entry.packaged:
-        click.echo("(missing from this installation: reinstall pixgen)", err=True)
+    if missing and entry.package is not None:
+        how = f"rebuild with {entry.rebuild}, or reinstall" if entry.rebuild else "reinstall the package"
+        click.echo(f"(missing from this installation: {how})", err=True)
     elif missing:
         click.echo(f"(not all present yet: run `pixgen models download {name}`)", err=True)
 

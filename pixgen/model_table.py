@@ -4,7 +4,9 @@ VQGAN URLs are the ones the anchor tools use (pixray ``vqgan.py``, nerdyrodent `
 tnwei/vqgan-clip-app ``download-weights.sh``). Their sha256 is not published anywhere we could find, so it is
 recorded on first download and checked afterwards. The cache file names follow pixray's ``models/`` folder
 (``vqgan_<name>.yaml``/``.ckpt``), so files users already have can be copied or linked in as they are.
-OpenAI CLIP weights carry their sha256 in the URL (as ``clip.load`` and open_clip verify them).
+OpenAI CLIP weights carry their sha256 in the URL (as ``clip.load`` and open_clip verify them); every other
+open_clip ``MODEL:TAG`` is an entry too, derived from open_clip's pretrained table on demand (``open_clip_entry``).
+Models that packages ship (the shapes wing's) come from ``pixgen.registry.MODELS``; this module never names them.
 """
 
 from __future__ import annotations
@@ -12,11 +14,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from pixgen.errors import PixgenError
+
 _HEIBOX = "https://heibox.uni-heidelberg.de"
 _MIRROR_IO = "http://mirror.io.community/blob/vqgan"
 _PIXRAY_RELEASE = "https://github.com/pixray/pixray/releases/download/v1.7.1"
 _ELEIBER = "https://github.com/Eleiber/VQGAN-Mirrors/releases/download/0.0.1"
 _OPENAI = "https://openaipublic.azureedge.net/clip/models"
+_HF = "https://huggingface.co"
 _MB = 1_000_000
 
 
@@ -24,7 +29,7 @@ _MB = 1_000_000
 class WeightFile:
     """One file of a model: its path in the cache, its mirrors (tried in order) and what we know of it."""
 
-    filename: str  # relative to the cache dir (or to pixgen/assets for packaged models)
+    filename: str  # relative to the cache dir (or to the package's assets/ folder for packaged models)
     urls: tuple[str, ...] = ()
     sha256: str | None = None  # None: recorded on first download, checked afterwards
     size: int | None = None  # approximate, in bytes, for display only
@@ -39,12 +44,21 @@ class ModelEntry:
     kind: str  # "vqgan", "clip", "denoiser" or "prior"
     files: dict[str, WeightFile]
     description: str = ""
-    packaged: bool = False  # the files ship inside the pixgen package and are never downloaded
+    package: str | None = None  # the Python package whose assets/ folder holds the files; None: the cache
     arch: dict[str, Any] = field(default_factory=dict)  # for VQGAN: {"arch": "f16" | "gumbel_f8", "n_embed": N}
+    rebuild: str = ""  # packaged files: how to make them again (a command), named when one is missing
+
+    @property
+    def packaged(self) -> bool:
+        """True when the files ship inside a package (``package``) and are never downloaded."""
+        return self.package is not None
 
 
 # torch.save files: a zip archive (torch >= 1.6) or the legacy pickle stream
 _CKPT_MAGIC = (b"PK\x03\x04", b"\x80")
+#: a pseudo magic for ``WeightFile.magic``: a safetensors file (8-byte header length, then its JSON header)
+SAFETENSORS_MAGIC = b"<safetensors>"
+_WEIGHTS_MAGIC = (*_CKPT_MAGIC, SAFETENSORS_MAGIC)
 
 
 def _heibox(share: str, config: str, ckpt: str) -> tuple[str, str]:
@@ -108,37 +122,18 @@ def _vqgan_entries() -> list[ModelEntry]:
                description="FacesHQ transformer; only its first-stage VQGAN (f16, 1024) is loaded"),
         _vqgan("sflckr", [sflckr[0]], [sflckr[1]], arch="f16", n_embed=1024, size=None,
                description="S-FLCKR landscapes transformer; only its first-stage VQGAN (f16, 1024) is loaded"),
-        ModelEntry(
-            name="shapes",
-            kind="vqgan",
-            files={"config": WeightFile("shapes_vqgan.yaml"), "checkpoint": WeightFile("shapes_vqgan.ckpt")},
-            description="small VQGAN trained on simple shapes; ships with pixgen",
-            packaged=True,
-        ),
     ]
 
 
-def _packaged_shapes_entries() -> list[ModelEntry]:
-    """The shapes CLIPs (``--clip shapes``, ``--clip shapes_cnn``), denoiser (``--loss denoise``) and code prior
-    (``--code-prior shapes``), listed beside the shapes VQGAN."""
-    clip = {"config": WeightFile("shapes_clip.json"), "weights": WeightFile("shapes_clip.safetensors"),
-            "vocabulary": WeightFile("shapes_bpe.txt.gz")}
-    return [
-        ModelEntry(name="shapes_clip", kind="clip", files=clip, packaged=True,
-                   description="64 px ViT CLIP of the shapes world (--clip shapes); ships with pixgen"),
-        ModelEntry(name="shapes_cnn", kind="clip", files={"config": WeightFile("shapes_cnn.json"),
-                                                         "weights": WeightFile("shapes_cnn.safetensors")},
-                   packaged=True, description="64 px CNN CLIP of the shapes world (--clip shapes_cnn); ships"),
-        ModelEntry(name="shapes_denoiser", kind="denoiser", files={"weights": WeightFile("shapes_denoiser.pt")},
-                   packaged=True, description="shapes scene denoiser (--loss denoise); ships with pixgen"),
-        ModelEntry(name="shapes_prior", kind="prior", files={"weights": WeightFile("shapes_prior.pt")},
-                   packaged=True, description="shapes VQGAN's code prior (--code-prior shapes); ships with pixgen"),
-    ]
+#: approximate sizes of OpenAI's archives in MB, for `pixgen models list`
+_OPENAI_MB = {"RN50.pt": 244, "RN101.pt": 278, "RN50x4.pt": 402, "RN50x16.pt": 630, "RN50x64.pt": 1260,
+              "ViT-B-32.pt": 338, "ViT-B-16.pt": 335, "ViT-L-14.pt": 890, "ViT-L-14-336px.pt": 891}
 
 
 def _clip(name: str, file: str, sha256: str) -> ModelEntry:
     url = f"{_OPENAI}/{sha256}/{file}"
-    return ModelEntry(name=name, kind="clip", files={"weights": WeightFile(f"clip/{file}", (url,), sha256,
+    size = _OPENAI_MB[file] * _MB if file in _OPENAI_MB else None
+    return ModelEntry(name=name, kind="clip", files={"weights": WeightFile(f"clip/{file}", (url,), sha256, size,
                                                                            magic=_CKPT_MAGIC)},
                       description="OpenAI CLIP (TorchScript archive)")
 
@@ -148,12 +143,83 @@ def _clip_entries() -> list[ModelEntry]:
         _clip("RN50:openai", "RN50.pt", "afeb0e10f9e5a86da6080e35cf09123aca3b358a0c3e3b6c78a7b63bc04b6762"),
         _clip("RN101:openai", "RN101.pt", "8fa8567bab74a42d41c5915025a8e4538c3bdbe8804a470a72f30b0d94fab599"),
         _clip("RN50x4:openai", "RN50x4.pt", "7e526bd135e493cef0776de27d5f42653e6b4c8bf9e0f653bb11773263205fdd"),
+        _clip("RN50x16:openai", "RN50x16.pt", "52378b407f34354e150460fe41077663dd5b39c54cd0bfd2b27167a4a06ec9aa"),
+        _clip("RN50x64:openai", "RN50x64.pt", "be1cfb55d75a9666199fb2206c106743da0f6468c9d327f3e0d0a543a9919d9c"),
         _clip("ViT-B-32:openai", "ViT-B-32.pt", "40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af"),
         _clip("ViT-B-16:openai", "ViT-B-16.pt", "5806e77cd80f8b59890b7e101eabd078d9fb84e6937f9e85e4ecb61988df416f"),
         _clip("ViT-L-14:openai", "ViT-L-14.pt", "b8cca3fd41ae0c99ba7e8951adf17d267cdb84cd88be6f7c2e0eca1737a03836"),
+        _clip("ViT-L-14-336:openai", "ViT-L-14-336px.pt",
+              "3035c92b350959924f9f00213499208652fc7ea050643e8b385c2dac08641f02"),
     ]
 
 
+def open_clip_entry(model: str, tag: str) -> ModelEntry | None:
+    """The store entry of open_clip's pretrained ``MODEL:TAG`` (None when open_clip has no such pair).
+
+    OpenAI's files keep their sha256-named URLs; the others come from the Hugging Face hub (safetensors first,
+    then the pickled state dict), then open_clip's ``url``, stored as ``clip/MODEL/TAG.weights`` whatever the
+    format (``pixgen.clip_weights`` reads it by its contents); their sha256 is recorded on first download."""
+    import open_clip
+
+    cfg = open_clip.get_pretrained_cfg(model, tag)
+    url, hub = cfg.get("url", ""), cfg.get("hf_hub", "")
+    if url.startswith(f"{_OPENAI}/"):
+        sha256, file = url.split("/")[-2:]
+        return _clip(f"{model}:{tag}", file, sha256)
+    urls = _hub_urls(hub) + ((url,) if url else ())
+    if not urls:
+        return None
+    stem = tag.lower().replace("-", "_")  # open_clip's spelling of the tag
+    wf = WeightFile(f"clip/{model}/{stem}.weights", urls, magic=_WEIGHTS_MAGIC)
+    return ModelEntry(f"{model}:{tag}", "clip", {"weights": wf}, description=f"open_clip {model}, {tag} weights")
+
+
+def _hub_urls(hub: str) -> tuple[str, ...]:
+    """Download URLs of an open_clip ``hf_hub`` entry (``org/repo/`` or ``org/repo/FILE``), safetensors first."""
+    if not hub:
+        return ()
+    repo, _, filename = hub.rpartition("/")  # "org/repo/" -> no file name: open_clip's default files
+    names = [filename] if filename else ["open_clip_model.safetensors", "open_clip_pytorch_model.bin"]
+    if filename.endswith((".bin", ".pth")):
+        names.insert(0, filename[:-4] + ".safetensors")
+    return tuple(f"{_HF}/{repo}/resolve/main/{name}" for name in names)
+
+
+def _core_table() -> dict[str, ModelEntry]:
+    return {entry.name: entry for entry in _vqgan_entries() + _clip_entries()}
+
+
+def _plugin_entry(name: str) -> ModelEntry:
+    from pixgen.registry import MODELS
+
+    entry = MODELS.get(name)
+    if not isinstance(entry, ModelEntry):
+        raise PixgenError(f"the model {name!r} that a package registers (entry point group pixgen.models) is "
+                          f"a {type(entry).__name__}, not a ModelEntry; update or remove that package")
+    return entry
+
+
+def find_entry(name: str) -> ModelEntry | None:
+    """The entry named ``name``: the core table first, then the packages' (``pixgen.registry.MODELS``, imported
+    only now), then open_clip's pretrained ``MODEL:TAG``; None when nobody knows it."""
+    from pixgen.registry import MODELS
+
+    core = _core_table()
+    if name in core:
+        return core[name]
+    if name in MODELS:
+        return _plugin_entry(name)
+    model, sep, tag = name.partition(":")
+    return open_clip_entry(model, tag) if sep and model and tag else None
+
+
 def known_models() -> dict[str, ModelEntry]:
-    """Every model the store knows, by name (a fresh dict on each call)."""
-    return {entry.name: entry for entry in _vqgan_entries() + _packaged_shapes_entries() + _clip_entries()}
+    """The listed models, by name (a fresh dict on each call): the core VQGANs, every entry the installed
+    packages register (``pixgen.registry.MODELS``), OpenAI's CLIPs. Any other open_clip ``MODEL:TAG`` is known
+    too (``find_entry``) but not listed."""
+    from pixgen.registry import MODELS
+
+    core = _core_table()
+    plugins = {name: _plugin_entry(name) for name in MODELS.names() if name not in core}
+    vqgans = {name: entry for name, entry in core.items() if entry.kind == "vqgan"}
+    return {**vqgans, **plugins, **{name: entry for name, entry in core.items() if name not in vqgans}}

@@ -11,9 +11,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import os
 import re
-import socket
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,9 +19,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pixgen.errors import ModelUnavailableError, PixgenError
+from pixgen.errors import PixgenError
 from pixgen.registry import CLIP_MODELS, TIMM_TOWERS, Spec
-from pixgen.weights import cache_dir, offline
+from pixgen.weights import cache_dir
 
 log = logging.getLogger("pixgen")
 
@@ -155,12 +153,10 @@ def _load_cached(model: str, tag: str, device: str, config: str | None = None) -
     if model not in open_clip.list_models():
         raise PixgenError(f"unknown CLIP model {model!r}; choose one of: {', '.join(open_clip.list_models())}"
                           " (or pass a model config .json)")
-    weights = None if tag == "random" else _weights_file(model, tag)
-    try:
-        clip = open_clip.create_model(model, pretrained=weights, device=device)
-    except (RuntimeError, OSError, ValueError, KeyError) as exc:
-        raise PixgenError(f"could not load CLIP weights {weights} for {model}: {exc}; check that the file is "
-                          "an open_clip state dict for this model") from exc
+    from pixgen.clip_weights import load_weights, new_model
+
+    clip = new_model(model, tag, device)
+    load_weights(clip, model, tag)
     mean = getattr(clip.visual, "image_mean", None) or open_clip.OPENAI_DATASET_MEAN
     std = getattr(clip.visual, "image_std", None) or open_clip.OPENAI_DATASET_STD
     return OpenClipPerceptor(f"{model}:{tag}", clip, tokenizer_for(model, config), mean, std).to(device)
@@ -206,61 +202,3 @@ def _free_name(config: Path, cfg: dict) -> str:
     if known in (None, cfg):
         return stem
     return f"{stem}-{hashlib.sha256(json.dumps(cfg, sort_keys=True).encode()).hexdigest()[:10]}"
-
-
-def _weights_file(model: str, tag: str) -> str:
-    """A local file with the weights: the tag itself if it is a path, else open_clip's cache (downloading)."""
-    import open_clip
-    from open_clip import pretrained
-
-    if os.sep in tag or Path(tag).suffix or Path(tag).exists():
-        if not Path(tag).is_file():
-            raise PixgenError(f"CLIP weights file {tag} does not exist; check the path in --clip {model}:{tag}")
-        return tag
-    cfg = open_clip.get_pretrained_cfg(model, tag)
-    if not cfg:
-        tags = open_clip.list_pretrained_tags_by_model(model)
-        raise PixgenError(f"unknown pretrained tag {tag!r} for {model}; choose one of: {', '.join(tags)}, "
-                          "'random', or give a path to a weights file")
-    cache = cache_dir() / "open_clip"
-    cached = _cached_file(cfg, cache)
-    if cached:
-        return cached
-    if offline() or not _reachable("huggingface.co"):
-        raise ModelUnavailableError(_unavailable_message(model, tag, cfg, cache))
-    try:
-        return pretrained.download_pretrained(cfg, cache_dir=str(cache))
-    except Exception as exc:  # noqa: BLE001 - any download failure becomes one clear message
-        raise ModelUnavailableError(f"{_unavailable_message(model, tag, cfg, cache)} ({exc})") from exc
-
-
-def _cached_file(cfg: dict, cache: Path) -> str | None:
-    hub = cfg.get("hf_hub", "")
-    if hub:
-        from huggingface_hub import try_to_load_from_cache
-
-        repo, filename = os.path.split(hub)
-        for name in [filename] if filename else ["open_clip_model.safetensors", "open_clip_pytorch_model.bin"]:
-            found = try_to_load_from_cache(repo, name, cache_dir=str(cache))
-            if isinstance(found, str):
-                return found
-    url = cfg.get("url", "")
-    if url and (cache / os.path.basename(url)).is_file():
-        return str(cache / os.path.basename(url))
-    return None
-
-
-def _reachable(host: str, timeout: float = 3.0) -> bool:
-    try:
-        socket.create_connection((host, 443), timeout=timeout).close()
-    except OSError:
-        return False
-    return True
-
-
-def _unavailable_message(model: str, tag: str, cfg: dict, cache: Path) -> str:
-    source = cfg.get("url") or f"https://huggingface.co/{cfg.get('hf_hub', '')}"
-    return (f"CLIP model {model}:{tag} is not in the cache ({cache}) and cannot be downloaded now"
-            f"{' (PIXGEN_OFFLINE is set)' if offline() else ' (no network)'}. Run once with internet access, "
-            f"or download the weights from {source} and pass --clip {model}:/path/to/weights, "
-            "or use the offline model: --clip shapes")

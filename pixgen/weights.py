@@ -20,11 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pixgen.errors import ModelUnavailableError, PixgenError
-from pixgen.model_table import ModelEntry, WeightFile, known_models
+from pixgen.model_table import SAFETENSORS_MAGIC, ModelEntry, WeightFile, find_entry, known_models, open_clip_entry
 
 _CHUNK = 1 << 20
 _TRUE = {"1", "true", "yes", "on"}
-_LOCAL_FLAGS = {"vqgan": "--vqgan-config FILE.yaml --vqgan-checkpoint FILE.ckpt"}
+_LOCAL_FLAGS = {"vqgan": "--vqgan-config FILE.yaml --vqgan-checkpoint FILE.ckpt",
+                "clip": "--clip {model}:/path/to/weights"}
 
 
 class DownloadError(Exception):
@@ -49,20 +50,36 @@ def offline() -> bool:
 
 
 def get_entry(name: str) -> ModelEntry:
-    """The table entry for ``name``; unknown names raise an error listing the known ones."""
-    table = known_models()
-    if name not in table:
-        raise PixgenError(f"unknown model {name!r}; known models: {', '.join(table)} "
-                          "(see `pixgen models list`)")
-    return table[name]
+    """The store entry for ``name`` (``model_table.find_entry``); unknown names raise an error listing the
+    known ones."""
+    entry = find_entry(name)
+    if entry is None:
+        raise PixgenError(f"unknown model {name!r}; known models: {', '.join(known_models())}, and any open_clip "
+                          "MODEL:TAG of `pixgen list clip` (see `pixgen models list`)")
+    return entry
+
+
+def store_entries() -> list[ModelEntry]:
+    """The listed models (``known_models``) and the open_clip ``MODEL:TAG`` ones found in the cache."""
+    listed = known_models()
+    found = []
+    for path in sorted((cache_dir() / "clip").glob("*/*.weights")):
+        entry = open_clip_entry(path.parent.name, path.stem)
+        if entry is not None and entry.name not in listed:
+            found.append(entry)
+    return [*listed.values(), *found]
 
 
 def file_path(entry: ModelEntry, role: str) -> Path:
-    """Where the file for ``role`` lives: in the cache, or inside the package for packaged models."""
+    """Where the file for ``role`` lives: in the cache, or in the ``assets/`` folder of ``entry.package``."""
     wf = entry.files[role]
-    if entry.packaged:
-        return Path(str(importlib.resources.files("pixgen") / "assets" / wf.filename))
-    return cache_dir() / wf.filename
+    if entry.package is None:
+        return cache_dir() / wf.filename
+    try:
+        return Path(str(importlib.resources.files(entry.package) / "assets" / wf.filename))
+    except ImportError as exc:
+        raise PixgenError(f"the model {entry.name!r} ships in the package {entry.package}, which cannot be imported "
+                          f"({exc}); reinstall the package that provides it") from None
 
 
 def is_cached(entry: ModelEntry) -> bool:
@@ -77,7 +94,7 @@ def ensure_model(name: str, *, progress: bool = True) -> dict[str, Path]:
 
 def ensure_files(entry: ModelEntry, *, progress: bool = True) -> dict[str, Path]:
     """Role -> checked local path; downloads what is missing unless offline (``ModelUnavailableError``)."""
-    if entry.packaged:
+    if entry.package is not None:
         return _packaged_files(entry)
     paths = {}
     for role, wf in entry.files.items():
@@ -99,21 +116,28 @@ def _packaged_files(entry: ModelEntry) -> dict[str, Path]:
     paths = {role: file_path(entry, role) for role in entry.files}
     absent = [str(p) for p in paths.values() if not p.is_file()]
     if absent:
+        how = f"rebuild it with {entry.rebuild}, or reinstall" if entry.rebuild else "reinstall"
         raise ModelUnavailableError(
-            f"the model {entry.name!r} should ship inside pixgen, but {', '.join(absent)} is missing from this "
-            "installation; reinstall pixgen, or pass your own files with "
-            f"{_LOCAL_FLAGS.get(entry.kind, 'the local-file options')}")
+            f"the model {entry.name!r} should ship inside {entry.package}, but {', '.join(absent)} is missing from "
+            f"this installation; {how} {entry.package.split('.')[0]}"
+            + (f", or pass your own files with {_local_flag(entry)}" if entry.kind in _LOCAL_FLAGS else ""))
     return paths
+
+
+def _local_flag(entry: ModelEntry) -> str:
+    return _LOCAL_FLAGS[entry.kind].format(model=entry.name.partition(":")[0])
 
 
 def _missing_message(entry: ModelEntry, reason: str) -> str:
     files = [file_path(entry, role) for role in entry.files]
     folder = files[0].parent
-    text = (f"{entry.kind} model {entry.name!r} is not available ({reason}). Place "
-            f"{' and '.join(p.name for p in files)} in {folder}, or run `pixgen models download {entry.name}` "
-            "when online")
+    first = next(iter(entry.files.values()))
+    source = f" (from {first.urls[0]})" if len(files) == 1 and first.urls else ""
+    text = (f"{entry.kind} model {entry.name} is not in the cache and cannot be downloaded now ({reason}). Place "
+            f"{' and '.join(p.name for p in files)}{source} in {folder}, or run `pixgen models download "
+            f"{entry.name}` when online")
     if entry.kind in _LOCAL_FLAGS:
-        text += f", or use your own files with {_LOCAL_FLAGS[entry.kind]}"
+        text += f", or use your own files with {_local_flag(entry)}"
     return text
 
 
@@ -208,13 +232,19 @@ def _try_mirrors(wf: WeightFile, dest: Path, progress: bool, timeout: float, att
 
 def _check_download(wf: WeightFile, part: Path) -> str:
     with open(part, "rb") as f:
-        head = f.read(8)
-    if wf.magic and not any(head.startswith(m) for m in wf.magic):
-        raise DownloadError(f"the contents are not a checkpoint (starts with {head!r})")
+        head = f.read(16)
+    if wf.magic and not any(_has_magic(head, m) for m in wf.magic):
+        raise DownloadError(f"the contents are not a checkpoint (starts with {head[:8]!r})")
     digest = sha256_file(part)
     if wf.sha256 and digest != wf.sha256:
         raise DownloadError(f"sha256 mismatch: got {digest}, expected {wf.sha256}")
     return digest
+
+
+def _has_magic(head: bytes, magic: bytes) -> bool:
+    if magic == SAFETENSORS_MAGIC:  # a little-endian u64 header length, then the JSON header
+        return len(head) > 8 and head[8:9] == b"{" and head[6:8] == b"\0\0"
+    return head.startswith(magic)
 
 
 def _fetch(url: str, part: Path, progress: bool, timeout: float, attempts: int) -> None:
@@ -281,14 +311,15 @@ class FileStatus:
 
 
 def verify(entries: list[ModelEntry] | None = None) -> list[FileStatus]:
-    """Re-hash every cached file of ``entries`` (default: all known) against its known or recorded sha256."""
+    """Re-hash every cached file of ``entries`` (default: ``store_entries()``) against its known or recorded
+    sha256; packaged files are only checked for presence."""
     out = []
-    for entry in entries if entries is not None else list(known_models().values()):
+    for entry in entries if entries is not None else store_entries():
         for role, wf in entry.files.items():
             path = file_path(entry, role)
             if not path.is_file():
                 out.append(FileStatus(entry.name, path, "missing"))
-            elif entry.packaged:
+            elif entry.package is not None:
                 out.append(FileStatus(entry.name, path, "ok", "packaged"))
             else:
                 out.append(_verify_one(entry, wf, path))

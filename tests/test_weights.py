@@ -1,10 +1,15 @@
 """The model store: cache dir, table, downloads over a loopback HTTP server (progress, resume, checksums,
-mirrors, wrong contents), offline mode, recorded checksums, and the ``pixgen models`` CLI."""
+mirrors, wrong contents), offline mode, recorded checksums, packages' entries, open_clip's tags, and the
+``pixgen models`` CLI."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
+import re
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -16,7 +21,8 @@ from click.testing import CliRunner
 from pixgen import weights
 from pixgen.cli_models import models
 from pixgen.errors import ModelUnavailableError, PixgenError
-from pixgen.model_table import ModelEntry, WeightFile, known_models
+from pixgen.model_table import SAFETENSORS_MAGIC, ModelEntry, WeightFile, known_models
+from pixgen.registry import MODELS
 
 PAYLOAD = b"PK\x03\x04" + bytes(range(256)) * 800  # ~200 KB, looks like a zip checkpoint
 SHA = hashlib.sha256(PAYLOAD).hexdigest()
@@ -115,8 +121,55 @@ def test_table_has_every_anchor_model_with_mirrors() -> None:
     assert table["openimages_f16_8192"].files == table["gumbel_f8_8192"].files  # pixray's name, same files
     clip = table["ViT-B-32:openai"].files["weights"]
     assert clip.sha256 and clip.sha256 in clip.urls[0]
-    with pytest.raises(PixgenError, match="known models: .*imagenet_f16_16384"):
+    with pytest.raises(PixgenError, match="known models: .*imagenet_f16_16384.*any open_clip MODEL:TAG"):
         weights.get_entry("imagenet_f16_999")
+
+
+def test_every_open_clip_tag_is_a_store_entry() -> None:
+    """OpenAI's files keep their sha256 URLs (the -quickgelu names share them); the others are derived from
+    open_clip's pretrained table: the hub's safetensors, then its .bin, then open_clip's url."""
+    quick = weights.get_entry("ViT-B-32-quickgelu:openai")
+    assert quick.files == weights.get_entry("ViT-B-32:openai").files
+    laion = weights.get_entry("ViT-B-32:laion2b_s34b_b79k").files["weights"]
+    repo = "https://huggingface.co/laion/CLIP-ViT-B-32-laion2B-s34B-b79K/resolve/main"
+    assert laion.urls == (f"{repo}/open_clip_model.safetensors", f"{repo}/open_clip_pytorch_model.bin")
+    assert laion.filename == "clip/ViT-B-32/laion2b_s34b_b79k.weights" and laion.sha256 is None
+    yfcc = weights.get_entry("RN50:yfcc15m").files["weights"]
+    assert yfcc.urls[0].endswith("/open_clip_model.safetensors") and "mlfoundations" in yfcc.urls[-1]
+    named = weights.get_entry("ViTamin-S:datacomp1b").files["weights"]  # the hub entry names its file
+    assert [u.rsplit("/", 1)[1] for u in named.urls] == ["pytorch_model.safetensors", "pytorch_model.bin"]
+    assert "ViT-B-32:laion2b_s34b_b79k" not in known_models()  # known, not listed
+    with pytest.raises(PixgenError, match="unknown model 'ViT-B-32:nope'"):
+        weights.get_entry("ViT-B-32:nope")
+
+
+def test_packages_add_entries_and_the_core_never_imports_the_shapes_wing() -> None:
+    """The wing's entries come from entry points (listed); looking up a core model imports no wing module."""
+    listed = known_models()
+    assert {"shapes", "shapes_clip", "shapes_cnn", "shapes_denoiser", "shapes_prior"} <= set(listed)
+    assert listed["shapes"].package == "pixgen.shapes" and "train_shapes_vqgan.py" in listed["shapes"].rebuild
+    assert str(weights.file_path(listed["shapes"], "config")).endswith(os.path.join("shapes", "assets",
+                                                                                     "shapes_vqgan.yaml"))
+    code = ("import sys; from pixgen.weights import get_entry\n"
+            "for name in ('imagenet_f16_16384', 'ViT-B-32:openai'):\n"
+            "    assert get_entry(name).package is None\n"
+            "print(sorted(m for m in sys.modules if m.startswith(('pixgen.shapes', 'open_clip'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "[]", out.stderr  # nor open_clip, for these
+
+
+def test_a_registered_entry_is_listed_and_a_broken_one_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    mine = ModelEntry("mine", "denoiser", {"weights": WeightFile("mine/w.pt")}, description="a test entry")
+    monkeypatch.setitem(MODELS.entries, "mine", mine)
+    assert known_models()["mine"] is mine and weights.get_entry("mine") is mine
+    monkeypatch.setitem(MODELS.entries, "imagenet_f16_16384", mine)  # the core table wins a clash
+    assert weights.get_entry("imagenet_f16_16384").kind == "vqgan"
+    monkeypatch.setitem(MODELS.entries, "gone", "no_such_package.store:ENTRY")
+    with pytest.raises(PixgenError, match="the model 'gone' needs a package that is not installed"):
+        known_models()
+    monkeypatch.setitem(MODELS.entries, "gone", "pixgen.model_table:WeightFile")
+    with pytest.raises(PixgenError, match="not a ModelEntry"):
+        weights.get_entry("gone")
 
 
 # -- downloads ---------------------------------------------------------------------------------------------
@@ -189,6 +242,20 @@ def test_wrong_contents_without_known_sha_are_rejected_by_magic(server, online) 
     assert cache_files() == []
 
 
+def test_safetensors_files_pass_the_magic_check(server, online) -> None:
+    """open_clip's hub files are safetensors (an 8-byte header length, then JSON); a zip is not one."""
+    import torch
+    from safetensors.torch import save
+
+    server.files["/w.safetensors"] = save({"w": torch.ones(3)})
+    server.files["/w.zip"] = PAYLOAD
+    wf = WeightFile("clip/w.weights", (server.url + "/w.zip", server.url + "/w.safetensors"),
+                    magic=(SAFETENSORS_MAGIC,))
+    path = weights.ensure_files(ModelEntry("w", "clip", {"weights": wf}), progress=False)["weights"]
+    assert path.read_bytes() == server.files["/w.safetensors"] and [p for p, _ in server.log] == ["/w.zip",
+                                                                                                 "/w.safetensors"]
+
+
 def test_offline_never_touches_the_network(server) -> None:
     server.files["/m.ckpt"] = PAYLOAD
     assert weights.offline()  # conftest sets PIXGEN_OFFLINE=1
@@ -226,10 +293,17 @@ def test_hand_placed_file_is_recorded_then_verified() -> None:
 
 
 def test_packaged_model_missing_is_a_clear_error() -> None:
-    entry = ModelEntry("pkg", "vqgan", {"config": WeightFile("no_such_asset.yaml")}, packaged=True)
-    with pytest.raises(ModelUnavailableError, match="ship inside pixgen.*reinstall.*--vqgan-checkpoint"):
+    """A wing's file that is missing: one line naming the file and the command that rebuilds it."""
+    entry = dataclasses.replace(weights.get_entry("shapes"), files={"config": WeightFile("no_such_asset.yaml")})
+    with pytest.raises(ModelUnavailableError) as info:
         weights.ensure_files(entry)
-    assert "pixgen" in str(weights.file_path(entry, "config")) and "assets" in str(weights.file_path(entry, "config"))
+    message = str(info.value)
+    assert "ship inside pixgen.shapes" in message and "no_such_asset.yaml" in message
+    assert "rebuild it with `python scripts/train_shapes_vqgan.py --out pixgen/shapes/assets`" in message
+    assert "--vqgan-checkpoint" in message and len(message.splitlines()) == 1
+    assert weights.file_path(entry, "config").parent.parts[-3:] == ("pixgen", "shapes", "assets")
+    out = CliRunner().invoke(models, ["path", "shapes_prior"])
+    assert out.exit_code == 0 and out.stdout.strip().endswith("shapes_prior.pt")
 
 
 # -- CLI ---------------------------------------------------------------------------------------------------
@@ -249,10 +323,31 @@ def test_cli_list_path_and_offline_download_error() -> None:
                                        for ext in ("yaml", "ckpt")]
     out = runner.invoke(models, ["download", "imagenet_f16_16384"])
     assert out.exit_code == 1 and "Traceback" not in out.output
-    assert out.output.startswith("Error: vqgan model 'imagenet_f16_16384' is not available (PIXGEN_OFFLINE")
+    assert out.output.startswith("Error: vqgan model imagenet_f16_16384 is not in the cache and cannot be "
+                                 "downloaded now (PIXGEN_OFFLINE")
     assert len(out.output.strip().splitlines()) == 1
     out = runner.invoke(models, ["path", "nope"])
     assert out.exit_code == 1 and "unknown model 'nope'" in out.output
+
+
+def test_cli_accepts_any_open_clip_tag_and_finds_it_in_the_cache() -> None:
+    """``models path/download/verify MODEL:TAG`` for a tag ``list`` does not show; a file in its place is found."""
+    runner = CliRunner()
+    name, where = "ViT-B-32:laion2b_s34b_b79k", weights.cache_dir() / "clip" / "ViT-B-32" / "laion2b_s34b_b79k.weights"
+    out = runner.invoke(models, ["path", name])
+    assert out.exit_code == 0 and out.stdout.strip() == str(where)
+    out = runner.invoke(models, ["download", name])
+    assert out.exit_code == 1 and len(out.output.strip().splitlines()) == 1
+    assert "laion2b_s34b_b79k.weights (from https://huggingface.co/laion/" in out.output
+    assert "--clip ViT-B-32:/path/to/weights" in out.output
+    listing = runner.invoke(models, ["list"])
+    assert name not in listing.output and "Any open_clip MODEL:TAG" in listing.output
+    where.parent.mkdir(parents=True)
+    where.write_bytes(PAYLOAD)
+    assert re.search(rf"{name} +clip +cached", runner.invoke(models, ["list"]).output)
+    out = runner.invoke(models, ["verify"])
+    assert out.exit_code == 0 and f"{name}: laion2b_s34b_b79k.weights: sha256 recorded" in out.output
+    assert runner.invoke(models, ["verify", name]).output.strip() == f"{name}: laion2b_s34b_b79k.weights: ok"
 
 
 def test_cli_verify_reports_and_fails_on_a_bad_file() -> None:
