@@ -58,7 +58,8 @@ class SaveImage(Callback):
         try:
             write_text(self.dir / "settings.yaml", dump_yaml(settings_to_save(run)))
         except OSError as exc:
-            self.close()
+            self.folder.abandon()
+            self.folder = None
             raise PixgenError(f"cannot write settings.yaml in {self.dir} ({os_cause(exc)}); "
                               "choose another --out") from None
 

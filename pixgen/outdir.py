@@ -44,26 +44,45 @@ def check_out_dir(out: str | Path | None, overwrite: bool = False, root: str | P
 class OutDir:
     """An output folder this run owns until ``release()``."""
 
-    def __init__(self, path: Path, lock: FileLock) -> None:
-        self.path, self.lock = path, lock
+    def __init__(self, path: Path, lock: FileLock, created: bool = False) -> None:
+        self.path, self.lock, self.created = path, lock, created
 
     @classmethod
     def claim(cls, out: str | Path | None, overwrite: bool = False, root: str | Path = "outputs") -> OutDir:
         """Create the folder, lock it, and clear another run's results from it if ``overwrite`` (else refuse)."""
         check_out_dir(out, overwrite, root)
+        created = out is None or not Path(out).exists()
         path = make_out_dir(out, root)
-        lock = _lock(path, pid=True)
+        try:
+            lock = _lock(path, pid=True)
+        except PixgenError:
+            _remove_empty(path, created)
+            raise
         try:
             for name in _refuse_results(path, overwrite):
                 (path / name).unlink()
         except BaseException:
-            lock.release()
+            _unlock(path, lock)
             raise
-        return cls(path, lock)
+        return cls(path, lock, created)
 
     def release(self) -> None:
         """Let other runs use the folder; the lock file goes."""
         _unlock(self.path, self.lock)
+
+    def abandon(self) -> None:
+        """Release the folder and remove it if this run created it and nothing was written (a failed start)."""
+        self.release()
+        _remove_empty(self.path, self.created)
+
+
+def _remove_empty(path: Path, created: bool) -> None:
+    """Remove ``path`` if this run created it and it is empty."""
+    if created:
+        try:
+            path.rmdir()
+        except OSError:
+            pass
 
 
 def _refuse_results(folder: Path, overwrite: bool) -> list[str]:
@@ -106,9 +125,12 @@ def _owned(path: Path, pid: bool, fd: int) -> None:
     if not same:
         raise _Replaced
     if pid:
-        os.ftruncate(fd, 0)
-        os.lseek(fd, 0, os.SEEK_SET)
-        os.write(fd, f"{os.getpid()}\n".encode())
+        try:
+            os.ftruncate(fd, 0)
+            os.lseek(fd, 0, os.SEEK_SET)
+            os.write(fd, f"{os.getpid()}\n".encode())
+        except OSError:  # a full disk: the lock holds without the pid, and the first write says why
+            pass
 
 
 def _unlock(folder: Path, lock: FileLock) -> None:

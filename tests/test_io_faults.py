@@ -179,6 +179,16 @@ def test_cli_disk_full_from_the_start(quick: dict, mount_tmpfs) -> None:
     assert sorted(p.name for p in disk.iterdir()) == ["settings.yaml"]
 
 
+def test_cli_disk_already_full(quick: dict, mount_tmpfs) -> None:
+    disk = mount_tmpfs("full", "64k")
+    _FillDisk(disk, at=0).on_step(None, type("Step", (), {"iteration": 0}))
+    result = CliRunner().invoke(main, _cli(quick, "--out", str(disk / "run")))
+    assert result.exit_code == 1
+    assert _errors(result) == [f"Error: cannot write settings.yaml in {disk / 'run'} (No space left on device); "
+                               "choose another --out"]
+    assert not (disk / "run").exists()  # the folder it made is gone: no empty folder, lock or temporary file
+
+
 @pytest.mark.parametrize("sub", ["", "new"])
 def test_read_only_out_is_one_line_before_any_work(quick: dict, mount_tmpfs, sub: str) -> None:
     folder = mount_tmpfs("ro", read_only=True)
@@ -186,7 +196,11 @@ def test_read_only_out_is_one_line_before_any_work(quick: dict, mount_tmpfs, sub
     result = CliRunner().invoke(main, _cli(quick, "--out", str(out)))
     assert result.exit_code == 1
     where = "is not writable" if not sub else f"cannot be created in {folder}"
-    assert _errors(result) == [f"Error: output folder {out} {where} (read-only file system); choose another --out"]
+    message = f"output folder {out} {where} (read-only file system); choose another --out"
+    assert _errors(result) == [f"Error: {message}"]
+    with pytest.raises(PixgenError) as error:
+        pixgen.run(**quick, out=str(out), progress=False)
+    assert str(error.value) == message
 
 
 def test_read_only_working_directory_with_the_default_out(quick: dict, mount_tmpfs, monkeypatch) -> None:

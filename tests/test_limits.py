@@ -10,6 +10,7 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
+import pixgen
 from pixgen import limits
 from pixgen.cli import main
 from pixgen.config import RunConfig
@@ -34,6 +35,12 @@ def test_available_memory_is_known_on_cpu() -> None:
     assert free is not None and 0 < free
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_available_memory_is_known_on_cuda() -> None:
+    free = limits.available_bytes(torch.device("cuda"))
+    assert free is not None and 0 < free <= torch.cuda.get_device_properties(0).total_memory
+
+
 def test_cutn_past_the_memory_is_refused_before_any_work(quick: dict, tmp_path: Path) -> None:
     out = tmp_path / "never"
     result = CliRunner().invoke(main, [*_cli(quick, "--out", str(out)), "--cutn", "100000000", "--size", "48x32"])
@@ -42,6 +49,9 @@ def test_cutn_past_the_memory_is_refused_before_any_work(quick: dict, tmp_path: 
     assert line.startswith("Error: --cutn 100000000 at --size 48x32 needs about ")
     assert "(estimate), more than the" in line
     assert "free on cpu; use --cutn " in line and "--batches" in line
+    assert not out.exists()
+    with pytest.raises(PixgenError, match="^--cutn 100000000 at --size 48x32 needs about "):
+        pixgen.run(**{**quick, "cutn": 100_000_000}, out=str(out), progress=False)
     assert not out.exists()
 
 
