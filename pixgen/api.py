@@ -17,7 +17,7 @@ def run(prompt: str | None = None, *, callbacks: Sequence[Any] | None = None, pr
     ``RunConfig`` or dict (e.g. a loaded settings.yaml) that ``prompt`` and ``options`` override. In a notebook
     the image is shown every ``display_every`` steps.
     """
-    from pixgen.callbacks import NotebookDisplay, Progress, SaveImage
+    from pixgen.callbacks import Callback, NotebookDisplay, Progress, SaveImage
     from pixgen.io import require_utf8
     from pixgen.starts import best_start
 
@@ -38,8 +38,9 @@ def run(prompt: str | None = None, *, callbacks: Sequence[Any] | None = None, pr
     try:
         return run.run()
     finally:
-        for callback in extra:
-            callback.close()  # the output folder's lock and the bar, also when the run failed
+        for callback in [*extra, *(callbacks or [])]:
+            if isinstance(callback, Callback):
+                callback.close()  # the output folder's lock and the bar, also when the run failed
 
 
 def list_drawers() -> list[str]:

@@ -20,7 +20,7 @@ from filelock import FileLock
 from PIL import Image
 
 import pixgen
-from pixgen.callbacks import Callback
+from pixgen.callbacks import Callback, SaveImage
 from pixgen.cli import main
 from pixgen.errors import PixgenError
 from pixgen.io import read_png_metadata
@@ -133,6 +133,19 @@ def test_a_finished_runs_folder_needs_overwrite(quick: dict, tmp_path: Path) -> 
     assert sorted(p.name for p in out.iterdir()) == ["output.png", "settings.yaml"]
     assert read_png_metadata(out / "output.png")["pixgen_seed_used"] == "8"
     assert "overwrite" not in (out / "settings.yaml").read_text()  # a reused settings.yaml overwrites nothing
+
+
+def test_a_failed_run_lets_its_folder_go(quick: dict, tmp_path: Path) -> None:
+    class Boom(Callback):
+        def on_step(self, run, result) -> None:
+            if result.iteration == 2:
+                raise RuntimeError("boom")
+
+    out = tmp_path / "failed"
+    with pytest.raises(RuntimeError, match="boom"):
+        pixgen.run(**quick, save=False, progress=False, callbacks=[SaveImage(out, every=2), Boom()])
+    assert _leftovers(out) == []  # unlocked at once, not when the garbage collector gets to it
+    assert read_png_metadata(out / "output.png")["pixgen_iteration"] == "2"
 
 
 def test_api_overwrite_keyword(quick: dict, tmp_path: Path) -> None:
