@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -19,6 +20,8 @@ class LossInput:
     step: int
     total_steps: int
     extras: dict[str, Any] = field(default_factory=dict)
+    #: the step's cutout transforms applied to another image of the render's size: input size -> (N, 3, s, s)
+    replay: Callable[[torch.Tensor], dict[int, torch.Tensor]] | None = None
 
 
 class Loss(nn.Module):

@@ -17,6 +17,9 @@ from typing import Any
 from pixgen.errors import PixgenError
 
 MAX_SIDE = 8192
+#: ``--optimizer`` names -> torch.optim classes (torch's defaults apart from the learning rate)
+OPTIMIZERS = {"adam": "Adam", "adamw": "AdamW", "adagrad": "Adagrad", "adamax": "Adamax", "radam": "RAdam",
+              "nadam": "NAdam", "sgd": "SGD"}
 
 
 @dataclass
@@ -43,9 +46,16 @@ class RunConfig:
     start_trial: float = 20.0
     save_every: int = 10
     out: str | None = None
+    overwrite: bool = False  # reuse an --out that holds another run's results (pixgen.outdir)
     device: str = "auto"
     init_image: str | None = None
     init_noise: str = "pixels"
+    init_weight: float = 0.0
+    init_latent_weight: float = 0.0
+    image_prompt: list[str] = field(default_factory=list)
+    target_image: list[str] = field(default_factory=list)
+    optimizer: str = "adam"
+    auto_stop: int = 0
     preset: str | None = None
     quality: str | None = None
     aspect: str | None = None
@@ -61,7 +71,7 @@ class RunConfig:
         names = {f.name for f in dataclasses.fields(cls)}
         known = {k.replace("-", "_"): v for k, v in values.items() if k.replace("-", "_") in names}
         extra = {k.replace("-", "_"): v for k, v in values.items() if k.replace("-", "_") not in names}
-        for key in ("clip", "loss", "lr_drops"):
+        for key in ("clip", "loss", "lr_drops", "image_prompt", "target_image"):
             if isinstance(known.get(key), (str, int, float)):
                 known[key] = [known[key]]
         if "filters" in known:
@@ -167,6 +177,14 @@ def check(config: RunConfig) -> None:
         raise PixgenError(f"lr_drops {config.lr_drops} must be percentages between 0 and 100")
     config.lr_warmup = _number(config, "lr_warmup", float, 0.0, high=100.0)
     config.start_trial = _number(config, "start_trial", float, 0.0, high=100.0)
+    config.init_weight = _number(config, "init_weight", float, 0.0)
+    config.init_latent_weight = _number(config, "init_latent_weight", float, 0.0)
+    config.auto_stop = _number(config, "auto_stop", int, 0)
+    if config.init_weight and not config.init_image:
+        raise PixgenError("init_weight keeps the render near the init image: give --init-image too (or use "
+                          "--init-latent-weight to keep the drawer near its start)")
+    if str(config.optimizer).lower() not in OPTIMIZERS:
+        raise PixgenError(f"unknown optimizer {config.optimizer!r}; choose one of: {', '.join(OPTIMIZERS)}")
     if config.starts > 1 and config.iterations < 2:
         raise PixgenError(f"starts {config.starts} needs at least 2 iterations (a trial, then the run); "
                           "give more --iterations or --starts 1")

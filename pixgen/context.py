@@ -26,6 +26,7 @@ class SetupContext:
     size: tuple[int, int] = (0, 0)
     iterations: int = 1
     start: str = "pixels"  # how the drawer starts: "image" (an init image) or an init-noise kind ("prior"...)
+    drawer: Any = None  # the run's drawer (its parameters, e.g. to keep them near their start)
 
     @property
     def main_prompt(self) -> str:

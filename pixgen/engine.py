@@ -18,12 +18,14 @@ from pixgen.augment import cutouts_for
 from pixgen.config import RunConfig, resolve_seed
 from pixgen.context import SetupContext
 from pixgen.errors import PixgenError
+from pixgen.limits import check_memory
 from pixgen.losses.base import LossInput
 from pixgen.parts import (
     build_drawer,
     build_extra_losses,
     build_filters,
     build_losses,
+    build_optimizer,
     initialize,
     load_perceptors,
     pick_device,
@@ -70,6 +72,7 @@ class Run:
         self.filters = build_filters(list(self.plan.plugins), self.device)  # cheap: bad palettes fail early
         extra_losses = build_extra_losses(list(self.plan.plugins))
         self.perceptors = load_perceptors(self.plan.clips, self.device)
+        check_memory(self.config, self.perceptors, self.device)  # cutouts that cannot fit: refused before step 1
         with self._rng():
             self.drawer = build_drawer(self.config, self.plan.of_kind("drawer")[0], self.device)
             context = self.setup_context()
@@ -77,10 +80,10 @@ class Run:
             initialize(self.drawer, self.config, self.generator)
         for filt, _ in self.filters.values():
             filt.setup(context)
-        self.losses = build_losses(self.plan.prompts, self.perceptors, context, extra_losses)
+        self.losses = build_losses(self.plan, self.perceptors, context, extra_losses)
         self.cutouts = cutouts_for(self.config, self.perceptors, self.config.cutn)
         self.lr = self.config.lr if self.config.lr is not None else type(self.drawer).default_lr
-        self.optimizer = torch.optim.Adam(self.drawer.param_groups(self.lr))
+        self.optimizer = build_optimizer(self.config.optimizer, self.drawer.param_groups(self.lr))
         self.base_lrs = [group["lr"] for group in self.optimizer.param_groups]
         self.iteration, self.history = 0, []
         self.stop_requested = False  # set by a Ctrl-C before run(): it ends at once
@@ -91,7 +94,8 @@ class Run:
         return SetupContext(
             device=self.device, prompts=self.plan.prompts, perceptors=self.perceptors,
             make_cutouts=functools.partial(cutouts_for, self.config, self.perceptors), size=self.size,
-            iterations=self.config.iterations, start="image" if self.config.init_image else self.config.init_noise)
+            iterations=self.config.iterations, start="image" if self.config.init_image else self.config.init_noise,
+            drawer=self.drawer)
 
     @property
     def size(self) -> tuple[int, int]:
@@ -129,10 +133,15 @@ class Run:
         for name, (filt, weight) in self.filters.items():
             render, loss = filt(render)
             terms[f"filter:{name}"] = weight * loss
-        cutouts = {size: cut(render)[0] for size, cut in self.cutouts.items()}
+        sampled = {size: cut(render) for size, cut in self.cutouts.items()}
+        cutouts = {size: cuts for size, (cuts, _) in sampled.items()}
         embeds = {key: perceptor.encode_image(cutouts[perceptor.input_size])
                   for key, (perceptor, _) in self.perceptors.items()}
-        inp = LossInput(render, cutouts, embeds, self.iteration, self.config.iterations)
+
+        def replay(image: torch.Tensor) -> dict[int, torch.Tensor]:
+            return {size: self.cutouts[size].replay(image, params) for size, (_, params) in sampled.items()}
+
+        inp = LossInput(render, cutouts, embeds, self.iteration, self.config.iterations, replay=replay)
         terms.update({name: weight * loss(inp) for name, (loss, weight) in self.losses.items()})
         return terms
 
@@ -143,7 +152,7 @@ class Run:
             callback.on_start(self)
         interrupted = self.stop_requested
         try:
-            while not interrupted and self.iteration < self.config.iterations:
+            while not interrupted and self.iteration < self.config.iterations and not self._stalled():
                 self.step()
         except KeyboardInterrupt:
             interrupted = True
@@ -152,6 +161,18 @@ class Run:
         for callback in self.callbacks:
             callback.on_end(self, result)
         return result
+
+    def _stalled(self) -> bool:
+        """``auto_stop`` N: True (and said once) when the loss has not improved for the last N steps."""
+        n = self.config.auto_stop
+        if not n or len(self.history) <= n:
+            return False
+        best = min(range(len(self.history)), key=self.history.__getitem__)
+        if len(self.history) - 1 - best < n:
+            return False
+        log.info("Loss has not improved for %d steps (best %.4f at step %d): stopping at step %d of %d", n,
+                 self.history[best], best + 1, self.iteration, self.config.iterations)
+        return True
 
     @torch.no_grad()
     def render(self) -> torch.Tensor:

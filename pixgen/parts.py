@@ -12,7 +12,6 @@ from pixgen.context import SetupContext
 from pixgen.errors import PixgenError
 from pixgen.noise import NOISE_KINDS
 from pixgen.plugins import Chosen, of_kind
-from pixgen.prompts import Prompt
 
 log = logging.getLogger("pixgen")
 
@@ -78,18 +77,34 @@ def initialize(drawer: Any, config: RunConfig, generator: torch.Generator) -> No
         drawer.init_from_noise(config.init_noise, generator)
 
 
-def build_losses(prompts: tuple[Prompt, ...], perceptors: dict[str, tuple[Any, float]], context: SetupContext,
+def build_losses(plan: Any, perceptors: dict[str, tuple[Any, float]], context: SetupContext,
                  extra: dict[str, tuple[Any, float]]) -> dict[str, tuple]:
-    """The CLIP prompt loss plus the ``extra`` losses: name -> (loss, weight), moved to the device and set up."""
-    from pixgen.losses.clip import ClipPromptLoss
+    """The CLIP prompt loss (text prompts and target images), one loss per image prompt, the init-image terms
+    and the ``extra`` losses: name -> (loss, weight), moved to the device and set up."""
+    from pixgen.losses.clip import ClipPromptLoss, ImagePromptLoss
+    from pixgen.losses.init import InitImageLoss, InitLatentLoss
 
-    losses: dict[str, tuple[Any, float]] = {}
-    if prompts:
-        losses["clip"] = (ClipPromptLoss(prompts=list(prompts), perceptors=perceptors), 1.0)
+    config, losses = plan.config, {}
+    if plan.prompts or plan.target_images:
+        losses["clip"] = (ClipPromptLoss(prompts=list(plan.prompts), perceptors=perceptors,
+                                         target_images=plan.target_images), 1.0)
+    for i, image in enumerate(plan.image_prompts):
+        losses[f"image_prompt:{i}"] = (ImagePromptLoss(image=image, perceptors=perceptors), 1.0)
+    if config.init_weight:
+        losses["init"] = (InitImageLoss(path=config.init_image), config.init_weight)
+    if config.init_latent_weight:
+        losses["init_latent"] = (InitLatentLoss(), config.init_latent_weight)
     losses.update(extra)
     if not losses:
-        raise PixgenError("nothing to optimise: give a --prompt (or a --loss)")
+        raise PixgenError("nothing to optimise: give a --prompt, an --image-prompt or --target-image, or a --loss")
     for loss, _ in losses.values():
         loss.to(context.device)
         loss.setup(context)
     return losses
+
+
+def build_optimizer(name: str, groups: list[dict[str, Any]]) -> torch.optim.Optimizer:
+    """The torch optimizer ``name`` (``--optimizer``) over the drawer's own parameter groups."""
+    from pixgen.config import OPTIMIZERS
+
+    return getattr(torch.optim, OPTIMIZERS[name.lower()])(groups)

@@ -9,6 +9,7 @@ from typing import Any
 
 from pixgen.config import RunConfig, check
 from pixgen.errors import PixgenError
+from pixgen.image_prompts import ImagePrompt, parse_image_prompts
 from pixgen.plugins import Chosen, chosen_plugins, of_kind
 from pixgen.prompts import Prompt, parse_prompts
 
@@ -21,6 +22,8 @@ class Plan:
     prompts: tuple[Prompt, ...]
     plugins: tuple[Chosen, ...]
     clips: tuple[Any, ...]  # pixgen.perceptors.ClipSpec, one per --clip, keys unique
+    image_prompts: tuple[ImagePrompt, ...] = ()
+    target_images: tuple[ImagePrompt, ...] = ()
 
     def with_settings(self, **changes: Any) -> Plan:
         """The same plan with some plain settings changed (``seed``, ``starts``...: none that a plug-in reads)."""
@@ -38,7 +41,10 @@ def plan_run(config: RunConfig | dict[str, Any] | Plan) -> Plan:
     if isinstance(config, dict):
         config = RunConfig.from_dict(config)
     check(config)
-    return Plan(config, tuple(parse_prompts(config.prompt)), tuple(chosen_plugins(config)), _clip_specs(config))
+    prompts, plugins = tuple(parse_prompts(config.prompt)), tuple(chosen_plugins(config))
+    images = parse_image_prompts(config.image_prompt, "--image-prompt")
+    targets = parse_image_prompts(config.target_image, "--target-image")
+    return Plan(config, prompts, plugins, _clip_specs(config), images, targets)
 
 
 def _clip_specs(config: RunConfig) -> tuple[Any, ...]:

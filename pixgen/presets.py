@@ -22,6 +22,8 @@ QUALITY: dict[str, dict[str, Any]] = {
                 "batches": 4},
 }
 ASPECT_BASE = {"widescreen": (192, 108), "square": (144, 144), "portrait": (128, 160)}
+#: the quality whose size scale ``--aspect`` uses when no ``--quality`` is given (2: the default 384x216)
+DEFAULT_QUALITY = "normal"
 
 
 @dataclass(frozen=True)
@@ -50,14 +52,22 @@ def apply_presets(values: dict[str, Any]) -> dict[str, Any]:
                 settings.pop(key, None)
         base.update(settings)
     quality = values.get("quality")
+    if quality is None and values.get("aspect") is not None:  # the aspect at the default quality's scale
+        if values.get("size") is not None:
+            raise PixgenError("give --size or --aspect, not both (--aspect picks a size of that shape)")
+        base["size"] = aspect_size(values["aspect"], QUALITY[DEFAULT_QUALITY]["scale"])
     if quality is not None:
         if quality not in QUALITY:
             raise PixgenError(f"unknown quality {quality!r}; choose one of: {', '.join(QUALITY)}")
         settings = dict(QUALITY[quality])
-        aspect = values.get("aspect") or "widescreen"
-        if aspect not in ASPECT_BASE:
-            raise PixgenError(f"unknown aspect {aspect!r}; choose one of: {', '.join(ASPECT_BASE)}")
-        width, height = ASPECT_BASE[aspect]
         scale = settings.pop("scale")
-        base.update(settings, size=f"{width * scale}x{height * scale}")
+        base.update(settings, size=aspect_size(values.get("aspect") or "widescreen", scale))
     return {**base, **values}
+
+
+def aspect_size(aspect: str, scale: int) -> str:
+    """``WxH`` of pixray's ``aspect`` base size times ``scale``."""
+    if aspect not in ASPECT_BASE:
+        raise PixgenError(f"unknown aspect {aspect!r}; choose one of: {', '.join(ASPECT_BASE)}")
+    width, height = ASPECT_BASE[aspect]
+    return f"{width * scale}x{height * scale}"

@@ -7,7 +7,7 @@ import torch
 from conftest import TINY_CLIP
 
 from pixgen.errors import ModelUnavailableError, PixgenError
-from pixgen.perceptors import _cached_file, load_perceptor, parse_clip_spec
+from pixgen.perceptors import load_perceptor, parse_clip_spec
 
 
 def test_tiny_open_clip_through_the_real_loader(clip_spec: str) -> None:
@@ -41,21 +41,8 @@ def test_default_tag_and_offline_error(tmp_path: Path) -> None:
     with pytest.raises(ModelUnavailableError) as err:
         load_perceptor(spec, "cpu")
     message = str(err.value)
-    assert "not in the cache" in message and str(tmp_path / "cache" / "open_clip") in message
+    assert "not in the cache" in message and str(tmp_path / "cache" / "clip") in message
     assert "huggingface.co" in message or "http" in message
-
-
-def test_finds_weights_in_the_hugging_face_cache_layout(tmp_path: Path) -> None:
-    """open_clip downloads through huggingface_hub; a file already in that cache is used without network."""
-    repo = tmp_path / "models--timm--vit_base_patch32_clip_224.openai"
-    snapshot = repo / "snapshots" / "abc123"
-    snapshot.mkdir(parents=True)
-    (repo / "refs").mkdir()
-    (repo / "refs" / "main").write_text("abc123")
-    (snapshot / "open_clip_pytorch_model.bin").write_bytes(b"weights")
-    cfg = {"hf_hub": "timm/vit_base_patch32_clip_224.openai/"}
-    assert _cached_file(cfg, tmp_path) == str(snapshot / "open_clip_pytorch_model.bin")
-    assert _cached_file({"hf_hub": "timm/other/"}, tmp_path) is None
 
 
 def test_a_config_file_with_the_shapes_cnn_tower_loads_in_a_fresh_process(tmp_path: Path) -> None:
