@@ -14,6 +14,7 @@ _API = {
     "list_drawers": "pixgen.api",
     "list_losses": "pixgen.api",
     "list_filters": "pixgen.api",
+    "batch": "pixgen.batching",
     "Run": "pixgen.engine",
     "RunResult": "pixgen.engine",
     "StepResult": "pixgen.engine",
