@@ -5,8 +5,8 @@
   of ``RUN_BY_CI`` (the installs, ``python -m pytest``, ``ruff check .``), and ``.ci/run`` must hold the text
   that runs each (``pip install .`` is CI's ``pip wheel .`` and the install of that wheel in a fresh venv); CI
   also runs the offline quickstart (the first ```bash block after ``<!-- quickstart -->``) from that wheel.
-- For speed, ``pixgen run`` lines get ``--iterations 2 --cutn 1`` appended, and ``--size 64x64`` unless they use
-  a preset (a repeated option's last value wins).
+- For speed, ``pixgen run`` lines get ``--iterations 1 --cutn 1`` appended (one step runs the whole path), and
+  ``--size 64x64`` unless they use a preset (a repeated option's last value wins).
 - Nothing downloads here (the conftest sets ``PIXGEN_OFFLINE=1`` and an empty ``PIXGEN_CACHE``), so what the
   README downloads is replaced: the default CLIP, OpenAI's ViT-B-32, by the same architecture with random
   weights, ``--clip ViT-B-32:random``, on every ``pixgen run`` line that names no CLIP and no preset (and
@@ -38,10 +38,10 @@ RUN_BY_CI = {"pip install .": "pip wheel .", 'pip install -e ".[test]"': 'pip in
              "python -m pytest": "python -m pytest", "ruff check .": "ruff check ."}
 VQGANS = ("imagenet_f16_16384",)  # the VQGANs the README uses (--drawer vqgan's default among them)
 RANDOM_CLIP = "ViT-B-32:random"
-FAST = ["--iterations", "2", "--cutn", "1"]
+FAST = ["--iterations", "1", "--cutn", "1"]
 PYTHON_SUBSTITUTIONS = {
-    'preset="shapes", seed=0)': 'preset="shapes", seed=0, iterations=2)',
-    "iterations=100": f'iterations=2, cutn=1, clip=["{RANDOM_CLIP}"]',
+    'preset="shapes", seed=0)': 'preset="shapes", seed=0, iterations=1)',
+    "iterations=100": f'iterations=1, cutn=1, clip=["{RANDOM_CLIP}"]',
     'size="128x128"': 'size="64x64"',
 }
 FENCE = re.compile(r"^```(\w*)\n(.*?)^```$", re.M | re.S)
