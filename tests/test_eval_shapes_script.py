@@ -7,12 +7,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from PIL import Image
 from script_loader import load_script
 
 SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "eval_shapes.py"
 
 
+@pytest.mark.slow  # the script with its worker process and two configurations' models
 def test_eval_script_prints_the_table_and_writes_sheet_and_verdicts(tmp_path: Path) -> None:
     sheet, verdicts = tmp_path / "sheet.png", tmp_path / "verdicts.json"
     out = subprocess.run([sys.executable, str(SCRIPT), "--configs", "vqgan,pixel", "--first", "1", "--seeds", "3",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import torch
 from script_loader import load_script
 
@@ -24,6 +25,7 @@ def test_swaps_change_one_shape_kind_and_nothing_else() -> None:
         assert (a.colour, a.cx, a.cy, a.r) == (b.colour, b.cx, b.cy, b.r)
 
 
+@pytest.mark.slow  # the measurement script over 32 swaps
 def test_the_shipped_cnn_prefers_the_right_shape_with_the_same_cutouts_for_every_variant(tmp_path: Path,
                                                                                            capsys) -> None:
     module = load_script("shape_preference")

@@ -130,6 +130,7 @@ def test_chain_batch_with_repair_gives_each_chain_its_nearest_true_scene() -> No
     assert (images - dreams).pow(2).sum() < (far - dreams).pow(2).sum()
 
 
+@pytest.mark.slow  # a diagnosis-script run: four ways of descent from one start
 def test_descent_diagnosis_script_reports_every_way() -> None:
     import json
     import subprocess

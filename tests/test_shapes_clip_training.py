@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 import torch.nn.functional as F
 from safetensors import safe_open
@@ -216,6 +217,7 @@ def test_gradient_alignment_is_high_when_the_score_points_back_to_the_scene() ->
     assert model.scale.grad is not None and torch.isfinite(model.scale.grad).all()
 
 
+@pytest.mark.slow  # a training-script run
 def test_training_script_writes_weights_that_open_clip_loads(tmp_path) -> None:
     cmd = [sys.executable, str(ROOT / "scripts" / "train_shapes_clip.py"), "--steps", "2", "--shape-warmup", "2",
            "--minutes", "0", "--batch", "24", "--clutter", "4", "--dreams", "4", "--eval-size", "32",
@@ -233,6 +235,7 @@ def test_training_script_writes_weights_that_open_clip_loads(tmp_path) -> None:
         assert saved.metadata()["chains_after"] == "0.5" and saved.metadata()["chains"] == "2"
 
 
+@pytest.mark.slow  # a training-script run
 def test_training_script_trains_the_region_tower(tmp_path) -> None:
     config = ROOT / "scripts" / "configs" / "shapes_clip_regions.json"
     cmd = [sys.executable, str(ROOT / "scripts" / "train_shapes_clip.py"), "--config", str(config), "--steps", "2",

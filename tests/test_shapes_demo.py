@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 import pixgen
 from pixgen.callbacks import Callback
 from pixgen.shapes.oracle import check
@@ -25,6 +27,7 @@ class ClipTerms(Callback):
         self.values.append(result.terms["clip"])
 
 
+@pytest.mark.slow  # a 150-step preset run
 def test_shapes_demo_makes_the_quickstart_caption() -> None:
     caption, clip = "a red circle on a blue background", ClipTerms()
     result = pixgen.run(caption, preset="shapes", seed=0, save=False, progress=False, callbacks=[clip])
@@ -34,6 +37,7 @@ def test_shapes_demo_makes_the_quickstart_caption() -> None:
     assert sum(clip.values[-10:]) < 0.9 * sum(clip.values[:10])
 
 
+@pytest.mark.slow  # two 150-step preset runs on one thread
 def test_shapes_demo_makes_a_two_shape_caption(one_thread: None) -> None:
     # one thread (conftest's fixture), as scripts/eval_shapes.py runs them: the float sums, and so a 150-step
     # run's last details, depend on the thread count. The preset passes half of the two-shape runs (README),

@@ -148,6 +148,7 @@ def test_denoise_loss_in_a_run(quick: dict, tmp_path) -> None:
     assert terms[:3] == [0.0, 0.0, 0.0] and terms[3] > 0
 
 
+@pytest.mark.slow  # training-script runs
 @pytest.mark.parametrize("conditioned", [False, True])
 def test_training_script_writes_weights_the_loss_loads(tmp_path, conditioned: bool) -> None:
     start = (["--conditioned", "--init-weights", str(weights_file(tmp_path))] if conditioned

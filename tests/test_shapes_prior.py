@@ -168,6 +168,7 @@ def test_an_unused_prior_and_a_prompt_without_caption_are_named(vqgan, tmp_path,
     assert "no positive text prompt: the code prior draws a scene for an empty caption" in caplog.text
 
 
+@pytest.mark.slow  # a training-script run
 def test_the_training_script_writes_a_prior_that_loads(tmp_path) -> None:
     out = subprocess.run([sys.executable, str(ROOT / "scripts/train_shapes_prior.py"), "--steps", "2", "--batch",
                           "4", "--minutes", "0", "--kind-weight", "1", "--out",

@@ -14,6 +14,7 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.slow  # training-script runs
 @pytest.mark.parametrize("factor", [4, 8])
 def test_training_script_writes_a_taming_vqgan_the_loader_reads(tmp_path, factor) -> None:
     from pixgen.taming_loader import load_vqgan
