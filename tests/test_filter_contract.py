@@ -31,6 +31,7 @@ def same(h: int, w: int) -> tuple[int, int]:
 class Case:
     """One way to build a filter, and the (H, W) of its forward image and of its saved image."""
 
+    label: str = "defaults"  # the test id
     options: tuple[tuple[str, str], ...] = ()
     forward: Shape = same
     output: Shape = same
@@ -48,15 +49,15 @@ class Recipe:
 # filter name -> recipe; a newly registered filter fails test_every_filter_has_a_contract_recipe until it has
 # one (its other contract tests run meanwhile with the defaults: Recipe())
 RECIPES = {
-    "lookup": Recipe(cases=(Case(), Case((("palette", "[black, white, #f00]"), ("lookup_beta", "0")))),
+    "lookup": Recipe(cases=(Case(), Case("own-palette", (("palette", "[black, white, #f00]"), ("lookup_beta", "0")))),
                      bad=(({"lookup_beta": "-1"}, "lookup_beta must be >= 0"),
                           ({"palette": "[notacolour]"}, "unknown colour 'notacolour'"))),
     "tiler": Recipe(),
     "wallpaper": Recipe(
-        cases=(Case(), Case((("wallpaper_type", "shift"),), forward=lambda h, w: (2 * h, w)),
-               Case((("wallpaper_type", "vertical"),)),
-               Case((("wallpaper_type", "horizontal"), ("wallpaper_edge_match", "4")),  # 4 // 2 off each end
-                    forward=lambda h, w: (h, w - 4), output=lambda h, w: (h, w - 4))),
+        cases=(Case(), Case("shift", (("wallpaper_type", "shift"),), forward=lambda h, w: (2 * h, w)),
+               Case("vertical", (("wallpaper_type", "vertical"),)),
+               Case("horizontal-edge-match", (("wallpaper_type", "horizontal"), ("wallpaper_edge_match", "4")),
+                    forward=lambda h, w: (h, w - 4), output=lambda h, w: (h, w - 4))),  # 4 // 2 off each end
         bad=(({"wallpaper_type": "diagonal"}, "unknown wallpaper type 'diagonal'"),
              ({"wallpaper_edge_match": "-1"}, "wallpaper_edge_match must be >= 0"),
              ({"wallpaper_edge_match": "4"}, "wallpaper_edge_match works with")),
@@ -65,7 +66,7 @@ RECIPES = {
 SIZES = [(32, 32), (48, 32), (24, 40)]  # (W, H): square, wide, tall
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 NAMES = FILTERS.names()
-CASES = [pytest.param(name, case, id=f"{name}-{'-'.join(v for _, v in case.options) or 'defaults'}")
+CASES = [pytest.param(name, case, id=f"{name}-{case.label}")
          for name in NAMES for case in RECIPES.get(name, Recipe()).cases]
 
 
