@@ -15,6 +15,7 @@ pixray's ``styleloss_content_weight`` and ``styleloss_ospace`` belong to STROTSS
 
 from __future__ import annotations
 
+import logging
 from typing import Any, ClassVar
 
 import numpy as np
@@ -25,6 +26,8 @@ from PIL import Image
 from pixgen.errors import PixgenError
 from pixgen.io import open_image
 from pixgen.losses.base import Loss, LossInput
+
+log = logging.getLogger("pixgen")
 
 
 def gram(features: torch.Tensor) -> torch.Tensor:
@@ -41,12 +44,16 @@ def tower_grams(perceptor: Any, images: torch.Tensor) -> list[torch.Tensor]:
     x = (x - perceptor.mean) / perceptor.std
     visual = perceptor.model.visual
     dtype = next(visual.parameters()).dtype
-    try:
-        out = visual.forward_intermediates(x.to(dtype), intermediates_only=True, output_fmt="NCHW")
-    except (AttributeError, NotImplementedError, AssertionError) as exc:
-        raise PixgenError(f"the style loss cannot read the layers of CLIP {perceptor.name} ({exc}); use an open_clip "
-                          "ViT or ResNet CLIP") from None
+    out = visual.forward_intermediates(x.to(dtype), intermediates_only=True, output_fmt="NCHW")
     return [gram(x), *(gram(f) for f in out["image_intermediates"])]
+
+
+def has_layers(perceptor: Any) -> bool:
+    """Whether the CLIP's image tower gives its blocks' features (open_clip ViTs and ResNets, timm towers whose
+    trunk supports ``forward_intermediates``)."""
+    visual = perceptor.model.visual
+    trunk = getattr(visual, "trunk", visual)
+    return hasattr(visual, "forward_intermediates") and hasattr(trunk, "forward_intermediates")
 
 
 def style_distance(grams: list[torch.Tensor], targets: list[torch.Tensor]) -> torch.Tensor:
@@ -88,11 +95,16 @@ class StyleLoss(Loss):
         self._towers: list[tuple[Any, float, list[torch.Tensor]]] = []  # a plain list: CLIPs stay unregistered
 
     def setup(self, context: Any) -> None:
-        """Compute the style image's Gram matrices in every CLIP of the run."""
-        if not context.perceptors:
-            raise PixgenError("the style loss needs a CLIP: give --clip")
+        """Compute the style image's Gram matrices in every CLIP of the run whose layers it can read."""
+        usable = [(p, w) for p, w in context.perceptors.values() if has_layers(p)]
+        for perceptor in {p for p, _ in context.perceptors.values()} - {p for p, _ in usable}:
+            log.info("style loss: CLIP %s does not give its layers' features; the style loss leaves it out",
+                     perceptor.name)
+        if not usable:
+            raise PixgenError("the style loss needs a CLIP whose image tower gives its layers' features (an open_clip "
+                              "ViT or ResNet); add one with --clip")
         self._towers = []
-        for perceptor, weight in context.perceptors.values():
+        for perceptor, weight in usable:
             with torch.no_grad():
                 targets = tower_grams(perceptor, self.style.to(context.device))
             self._towers.append((perceptor, float(weight), targets))

@@ -154,6 +154,25 @@ def test_style_skip_and_every_turn_it_off_on_those_steps(clip_spec: str) -> None
     assert values[4] > 0
 
 
+def test_style_leaves_out_a_clip_without_layers_and_needs_one_with_them() -> None:
+    from pixgen.context import SetupContext
+    from pixgen.perceptors import load_perceptor, parse_clip_spec
+
+    # the shapes wing's CLIPs: a ViT (open_clip layers) and a CNN timm tower without forward_intermediates
+    vit, cnn = (parse_clip_spec(name) for name in ("shapes", "shapes_cnn"))
+    towers = {spec.key: (load_perceptor(spec), 1.0) for spec in (vit, cnn)}
+    render = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    values = []
+    for keys in ((vit.key, cnn.key), (vit.key,)):
+        loss = LOSSES.get("style")(style_file=STYLE)
+        loss.setup(SetupContext(device=torch.device("cpu"), perceptors={k: towers[k] for k in keys}))
+        values.append(loss(_inputs(render)).item())
+    assert values[0] == values[1] > 0  # the CNN is left out
+    loss = LOSSES.get("style")(style_file=STYLE)
+    with pytest.raises(PixgenError, match="needs a CLIP whose image tower gives its layers' features"):
+        loss.setup(SetupContext(device=torch.device("cpu"), perceptors={cnn.key: towers[cnn.key]}))
+
+
 # ---- each loss moves its own measure in a real run ------------------------------------------------------------
 
 def test_symmetry_run_is_more_symmetric(quick: dict) -> None:
