@@ -40,8 +40,10 @@ class SaveImage(Callback):
     A save that fails during the run (a full disk) warns once and leaves the last good image in place; the run
     goes on, and the final save tries twice before it stops with one line naming the folder and the cause."""
 
-    def __init__(self, out: str | Path | None = None, every: int = 10, overwrite: bool = False) -> None:
-        self.out, self.every, self.overwrite = out, every, overwrite
+    def __init__(self, out: str | Path | None = None, every: int = 10, overwrite: bool = False,
+                 resume: bool = False) -> None:
+        self.out, self.every, self.overwrite, self.resume = out, every, overwrite, resume  # resume: keep its files
+        self.after_save: list[Any] = []  # hook(run, folder) after each good save (pixgen.resume.Checkpoint)
         self.dir: Path | None = None
         self.folder: OutDir | None = None
         self.saved_at: int | None = None  # the iteration of the last good output.png
@@ -49,11 +51,11 @@ class SaveImage(Callback):
 
     def check(self) -> None:
         """Cheap checks before the run is built: the folder is writable, not in use, and free of results."""
-        check_out_dir(self.out, self.overwrite)
+        check_out_dir(self.out, self.overwrite, resume=self.resume)
 
     def on_start(self, run: Any) -> None:
         """Claim the output folder and write ``settings.yaml`` (reproduces the run with ``--config``)."""
-        self.folder = OutDir.claim(self.out, self.overwrite)
+        self.folder = OutDir.claim(self.out, self.overwrite, resume=self.resume)
         self.dir = self.folder.path
         try:
             write_text(self.dir / "settings.yaml", dump_yaml(settings_to_save(run)))
@@ -99,6 +101,8 @@ class SaveImage(Callback):
                 self._failed(failing, os_cause(exc), final=bool(tries))
                 return None
             self.saved_at = run.iteration
+            for hook in self.after_save:
+                hook(run, self.dir)
             return self.dir / "output.png"
         return None
 

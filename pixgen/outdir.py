@@ -2,8 +2,8 @@
 
 A run holds a lock file in its folder (``.pixgen.lock``, holding the run's pid) for its whole duration and
 removes it at the end, so a second run given the same ``--out`` stops with one line; and it refuses a folder
-that already holds another run's results unless ``overwrite`` is set (``previous_results`` is where a future
-``--resume`` would accept a matching run's files instead). Where the folder cannot be written, the run says so
+that already holds another run's results unless ``overwrite`` is set, or ``resume`` continues that run
+(``pixgen.resume``: its files are kept). Where the folder cannot be written, the run says so
 before any model loads.
 """
 
@@ -21,23 +21,27 @@ from pixgen.io import os_cause
 
 LOCK_NAME = ".pixgen.lock"
 SETTINGS_NAME = "settings.yaml"
+CHECKPOINT_NAME = "checkpoint.pt"
 
 
 def previous_results(folder: Path) -> list[str]:
-    """The names of a run's result files in ``folder``: ``settings.yaml`` and ``output.*``."""
+    """The names of a run's result files in ``folder``: ``settings.yaml``, ``checkpoint.pt`` and ``output.*``."""
     if not folder.is_dir():
         return []
-    return sorted(p.name for p in folder.iterdir() if p.name == SETTINGS_NAME or p.name.startswith("output."))
+    return sorted(p.name for p in folder.iterdir()
+                  if p.name in (SETTINGS_NAME, CHECKPOINT_NAME) or p.name.startswith("output."))
 
 
-def check_out_dir(out: str | Path | None, overwrite: bool = False, root: str | Path = "outputs") -> None:
+def check_out_dir(out: str | Path | None, overwrite: bool = False, root: str | Path = "outputs",
+                  resume: bool = False) -> None:
     """Cheap checks before any model loads: the folder (or the folder that would hold it) is writable, and an
-    existing ``out`` is neither in use by a run nor holding another run's results (unless ``overwrite``)."""
+    existing ``out`` is neither in use by a run nor holding another run's results (unless ``overwrite``, or
+    ``resume``: the run continues there)."""
     target = Path(out) if out is not None else Path(root)
     _require_writable(target, default=out is None)
     if out is not None and (target / LOCK_NAME).exists():
         _unlock(target, _lock(target, pid=False))  # a lock left by a killed run is free: remove it
-    if out is not None:
+    if out is not None and not resume:
         _refuse_results(target, overwrite)
 
 
@@ -48,9 +52,11 @@ class OutDir:
         self.path, self.lock, self.created = path, lock, created
 
     @classmethod
-    def claim(cls, out: str | Path | None, overwrite: bool = False, root: str | Path = "outputs") -> OutDir:
-        """Create the folder, lock it, and clear another run's results from it if ``overwrite`` (else refuse)."""
-        check_out_dir(out, overwrite, root)
+    def claim(cls, out: str | Path | None, overwrite: bool = False, root: str | Path = "outputs",
+              resume: bool = False) -> OutDir:
+        """Create the folder, lock it, and clear another run's results from it if ``overwrite`` (else refuse;
+        ``resume`` keeps them: the run continues)."""
+        check_out_dir(out, overwrite, root, resume)
         created = out is None or not Path(out).exists()
         path = make_out_dir(out, root)
         try:
@@ -59,7 +65,7 @@ class OutDir:
             _remove_empty(path, created)
             raise
         try:
-            for name in _refuse_results(path, overwrite):
+            for name in [] if resume else _refuse_results(path, overwrite):
                 (path / name).unlink()
         except BaseException:
             _unlock(path, lock)

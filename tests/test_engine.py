@@ -36,7 +36,7 @@ def test_string_seed_is_reproducible(quick: dict) -> None:
 def test_outputs_metadata_and_settings_reproduce(quick: dict, tmp_path) -> None:
     result = pixgen.run(**quick, out=str(tmp_path / "out"), progress=False)
     assert result.path == tmp_path / "out" / "output.png"
-    assert sorted(result.files) == ["output.png", "settings.yaml"]
+    assert sorted(result.files) == ["checkpoint.pt", "output.png", "settings.yaml"]
     assert [p.name for p in (tmp_path / "out").iterdir() if p.name.startswith(".")] == []
     meta = read_png_metadata(result.path)
     assert meta["pixgen_seed_used"] == "1" and meta["pixgen_version"] == pixgen.__version__

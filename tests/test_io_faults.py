@@ -130,7 +130,7 @@ def test_a_finished_runs_folder_needs_overwrite(quick: dict, tmp_path: Path) -> 
     assert (out / "output.png").read_bytes() == before
     forced = CliRunner().invoke(main, _cli(quick, "--out", str(out), "--seed", "8", "--overwrite"))
     assert forced.exit_code == 0, forced.output
-    assert sorted(p.name for p in out.iterdir()) == ["output.png", "settings.yaml"]
+    assert sorted(p.name for p in out.iterdir()) == ["checkpoint.pt", "output.png", "settings.yaml"]
     assert read_png_metadata(out / "output.png")["pixgen_seed_used"] == "8"
     assert "overwrite" not in (out / "settings.yaml").read_text()  # a reused settings.yaml overwrites nothing
 
@@ -254,8 +254,8 @@ def test_files_follow_the_umask(quick: dict, tmp_path: Path) -> None:
         result = pixgen.run(**{**quick, "iterations": 2}, out=str(tmp_path / "o"), progress=False)
     finally:
         os.umask(old)
-    assert {p.name: p.stat().st_mode & 0o777 for p in result.files.values()} == {"output.png": 0o640,
-                                                                                   "settings.yaml": 0o640}
+    assert {p.name: p.stat().st_mode & 0o777 for p in result.files.values()} == {
+        "checkpoint.pt": 0o640, "output.png": 0o640, "settings.yaml": 0o640}
 
 
 def test_png_bytes_do_not_depend_on_the_out_path(quick: dict, tmp_path: Path) -> None:

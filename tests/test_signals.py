@@ -61,7 +61,7 @@ def test_sigterm_saves_like_ctrl_c_and_exits_143(quick: dict, tmp_path: Path) ->
     assert code == 143, stderr
     assert "Traceback" not in stderr and re.search(rf"Interrupted: \d+ iterations .* saved {out}/output.png", stderr)
     assert int(read_png_metadata(out / "output.png")["pixgen_iteration"]) >= 2  # the final save happened
-    assert sorted(p.name for p in out.iterdir()) == ["output.png", "settings.yaml"]  # no lock, no temp file
+    assert sorted(p.name for p in out.iterdir()) == ["checkpoint.pt", "output.png", "settings.yaml"]  # no lock
 
 
 @pytest.mark.parametrize(("number", "code", "name"), [(signal.SIGINT, 130, "Ctrl-C"), (signal.SIGTERM, 143, "SIGTERM")])
