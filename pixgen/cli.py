@@ -53,6 +53,8 @@ _RUN_OPTIONS = [
     click.option("--target-image", multiple=True, help="Picture encoded once FILE[:WEIGHT[:STOP]] (globs; "
                  "repeatable), used like a text prompt."),
     click.option("--optimizer", help="adam (default), adamw, adagrad, adamax, radam, nadam, sgd."),
+    click.option("--precision", help="auto (default: bf16 on CPUs with fast bf16 and on CUDA, else fp32), fp32, "
+                 "bf16, fp16."),
     click.option("--auto-stop", type=int, help="End when the loss has not improved for N steps (0: off)."),
     click.option("--preset", help="A bundle of settings, e.g. shapes (offline built-in models)."),
     click.option("--quality", help="pixray quality: draft, normal, better, best, supreme."),

@@ -55,6 +55,7 @@ class RunConfig:
     image_prompt: list[str] = field(default_factory=list)
     target_image: list[str] = field(default_factory=list)
     optimizer: str = "adam"
+    precision: str = "auto"
     auto_stop: int = 0
     preset: str | None = None
     quality: str | None = None
@@ -183,6 +184,8 @@ def check(config: RunConfig) -> None:
     if config.init_weight and not config.init_image:
         raise PixgenError("init_weight keeps the render near the init image: give --init-image too (or use "
                           "--init-latent-weight to keep the drawer near its start)")
+    if str(config.precision).lower() not in ("auto", "fp32", "bf16", "fp16"):
+        raise PixgenError(f"unknown precision {config.precision!r}; choose one of: auto, fp32, bf16, fp16")
     if str(config.optimizer).lower() not in OPTIMIZERS:
         raise PixgenError(f"unknown optimizer {config.optimizer!r}; choose one of: {', '.join(OPTIMIZERS)}")
     if config.starts > 1 and config.iterations < 2:

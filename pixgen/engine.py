@@ -19,7 +19,6 @@ from pixgen.config import RunConfig, resolve_seed
 from pixgen.context import SetupContext
 from pixgen.errors import PixgenError
 from pixgen.limits import check_memory
-from pixgen.losses.base import LossInput
 from pixgen.parts import (
     build_drawer,
     build_extra_losses,
@@ -31,6 +30,8 @@ from pixgen.parts import (
     pick_device,
 )
 from pixgen.plan import Plan, plan_run
+from pixgen.precision import autocast, choose, grad_scaler
+from pixgen.stepping import accumulate, is_out_of_memory, loss_terms
 
 log = logging.getLogger("pixgen")
 
@@ -68,6 +69,9 @@ class Run:
         self.callbacks = list(callbacks)
         self.seed = resolve_seed(self.config.seed)
         self.device = pick_device(self.config.device)
+        self.precision, self.dtype = choose(self.config.precision, self.device)
+        self.scaler = grad_scaler(self.device, self.dtype)
+        log.info("Precision: %s%s", self.precision, " (auto)" if self.config.precision == "auto" else "")
         self.generator = torch.Generator().manual_seed(self.seed)
         self.filters = build_filters(list(self.plan.plugins), self.device)  # cheap: bad palettes fail early
         extra_losses = build_extra_losses(list(self.plan.plugins))
@@ -87,6 +91,8 @@ class Run:
         self.base_lrs = [group["lr"] for group in self.optimizer.param_groups]
         self.iteration, self.history = 0, []
         self.stop_requested = False  # set by a Ctrl-C before run(): it ends at once
+        self.mid_step = False  # True while a step updates the parameters: a stop then leaves no whole state
+        self.chunks = 1  # pieces each step's cutouts are scored in (grows after an out-of-memory error)
         self._schedule_lr()  # sets lr_factor (a warm-up starts below 1)
 
     def setup_context(self) -> SetupContext:
@@ -103,47 +109,81 @@ class Run:
         return self.drawer.width, self.drawer.height
 
     def step(self) -> StepResult:
-        """One optimization step (with ``batches`` gradient-accumulation passes), then the callbacks."""
+        """One optimization step (``batches`` gradient-accumulation passes, each in ``chunks`` pieces of the
+        cutouts after an out-of-memory error), then the callbacks."""
         if self.iteration >= self.config.iterations:
             raise PixgenError(f"this run has done all its {self.config.iterations} iterations")
-        batches = self.config.batches
-        totals: dict[str, float] = {}
-        with self._rng():
-            self.optimizer.zero_grad(set_to_none=True)
-            for _ in range(batches):
-                terms = self.loss_terms()
-                (sum(terms.values()) / batches).backward()
-                for name, value in terms.items():
-                    totals[name] = totals.get(name, 0.0) + float(value.detach()) / batches
-            self.optimizer.step()
-            self.drawer.project_()
+        before = self.generator.get_state()
+        try:
+            seed = int(torch.randint(2**62, (1,), generator=self.generator))
+            totals = self._gradients(seed)
+            self.mid_step = True
+            with seeded_rng(self.device, seed):
+                self._update()
+        except KeyboardInterrupt:
+            if not self.mid_step:  # stopped before the update: as if the step had not begun (pixgen.resume)
+                self.generator.set_state(before)
+            raise
         self.iteration += 1
         self._schedule_lr()
         result = StepResult(self.iteration, sum(totals.values()), totals, self.lr * self.lr_factor)
         self.history.append(result.loss)
+        self.mid_step = False
         for callback in self.callbacks:
             callback.on_step(self, result)
         return result
 
+    def _gradients(self, seed: int) -> dict[str, float]:
+        """The step's gradient passes under the step's RNG seed; out of memory, the same passes again with the
+        cutouts in twice as many chunks (the same sampled cutouts: the RNG is seeded again)."""
+        while True:
+            try:
+                with seeded_rng(self.device, seed):
+                    return self._passes()
+            except RuntimeError as exc:
+                if not is_out_of_memory(exc):
+                    raise
+                self._split(exc)
+
+    def _passes(self) -> dict[str, float]:
+        batches, totals = self.config.batches, {}
+        self.optimizer.zero_grad(set_to_none=True)
+        for _ in range(batches):
+            for name, value in accumulate(self, self.chunks, 1 / batches, self._backward).items():
+                totals[name] = totals.get(name, 0.0) + value / batches
+        return totals
+
+    def _split(self, exc: BaseException) -> None:
+        """After an out-of-memory error: free what the failed try held and halve the chunks' size, or stop with
+        one line when a single cutout does not fit."""
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+        if self.chunks >= self.config.cutn:
+            raise PixgenError(f"out of memory even with one cutout at a time on {self.device} "
+                              f"({str(exc).splitlines()[0][:120]}); use a smaller --size or CLIP, or --device cpu")
+        self.chunks = min(self.config.cutn, self.chunks * 2)
+        log.warning("Out of memory on %s: each step now scores its %d cutouts in %d chunks (the same result, "
+                    "slower)", self.device, self.config.cutn, self.chunks)
+
+    def _backward(self, loss: torch.Tensor, retain_graph: bool = False) -> None:
+        (self.scaler.scale(loss) if self.scaler else loss).backward(retain_graph=retain_graph)
+
+    def _update(self) -> None:
+        if self.scaler:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            self.optimizer.step()
+        self.drawer.project_()
+
     def loss_terms(self) -> dict[str, torch.Tensor]:
-        """Render, filter, cut, embed, and evaluate every weighted loss (differentiable)."""
-        self.drawer.set_progress(self.iteration / self.config.iterations)
-        render = self.drawer.render()  # (1, 3, H, W)
-        terms: dict[str, torch.Tensor] = {}
-        for name, (filt, weight) in self.filters.items():
-            render, loss = filt(render)
-            terms[f"filter:{name}"] = weight * loss
-        sampled = {size: cut(render) for size, cut in self.cutouts.items()}
-        cutouts = {size: cuts for size, (cuts, _) in sampled.items()}
-        embeds = {key: perceptor.encode_image(cutouts[perceptor.input_size])
-                  for key, (perceptor, _) in self.perceptors.items()}
+        """Render, filter, cut, embed, and evaluate every weighted loss over all the cutouts (differentiable)."""
+        return loss_terms(self)
 
-        def replay(image: torch.Tensor) -> dict[int, torch.Tensor]:
-            return {size: self.cutouts[size].replay(image, params) for size, (_, params) in sampled.items()}
-
-        inp = LossInput(render, cutouts, embeds, self.iteration, self.config.iterations, replay=replay)
-        terms.update({name: weight * loss(inp) for name, (loss, weight) in self.losses.items()})
-        return terms
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """The run's precision for the render, cutouts and CLIP work (a no-op in fp32)."""
+        return autocast(self.device, self.dtype)
 
     def run(self) -> RunResult:
         """Step until ``iterations`` (Ctrl-C stops early and still ends cleanly); returns the result."""
@@ -156,6 +196,12 @@ class Run:
                 self.step()
         except KeyboardInterrupt:
             interrupted = True
+        except PixgenError:  # a step that cannot go on (out of memory with one cutout): keep the image, then say
+            self._end(start, interrupted=True)
+            raise
+        return self._end(start, interrupted)
+
+    def _end(self, start: float, interrupted: bool) -> RunResult:
         result = RunResult(self.image(), None, list(self.history), self.seed, self.iteration,
                            time.perf_counter() - start, interrupted)
         for callback in self.callbacks:
@@ -178,7 +224,7 @@ class Run:
     def render(self) -> torch.Tensor:
         """The current image as saved and shown, (1, 3, H, W) without gradients: the drawer's render through
         each filter's ``output`` (``lookup`` snaps it to the palette; the rolling filters leave it as it is)."""
-        self.drawer.set_progress(self.iteration / self.config.iterations)
+        self.drawer.set_progress(min(1.0, self.iteration / self.config.iterations))
         image = self.drawer.render()
         for filt, _ in self.filters.values():
             image = filt.output(image)
