@@ -15,6 +15,7 @@ _API = {
     "list_losses": "pixgen.api",
     "list_filters": "pixgen.api",
     "batch": "pixgen.batching",
+    "animate": "pixgen.animation",
     "Run": "pixgen.engine",
     "RunResult": "pixgen.engine",
     "StepResult": "pixgen.engine",

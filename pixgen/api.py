@@ -20,6 +20,7 @@ def run(prompt: str | None = None, *, callbacks: Sequence[Any] | None = None, pr
     from pixgen.callbacks import Callback, NotebookDisplay, Progress, SaveImage
     from pixgen.io import require_utf8
     from pixgen.starts import best_start
+    from pixgen.video import progress_video
 
     base = config.to_dict() if isinstance(config, RunConfig) else dict(config or {})
     if prompt is not None:
@@ -34,7 +35,8 @@ def run(prompt: str | None = None, *, callbacks: Sequence[Any] | None = None, pr
         extra.append(Progress(notebook=_in_notebook()))
     if display_every and _in_notebook():
         extra.append(NotebookDisplay(display_every))
-    run = best_start(cfg, [*extra, *(callbacks or [])], progress=progress)
+    video = [progress_video(cfg, [*extra, *(callbacks or [])])] if cfg.video else []  # after the SaveImage
+    run = best_start(cfg, [*extra, *(callbacks or []), *video], progress=progress)
     try:
         return run.run()
     finally:

@@ -40,6 +40,11 @@ _RUN_OPTIONS = [
     click.option("--starts", type=int, help="Try N starts (seeds derived from --seed); keep the best (default 1)."),
     click.option("--start-trial", type=float, help="% of the run each start takes before the choice (20)."),
     click.option("--save-every", type=int, help="Rewrite output.png every N steps (default 10; 0 = end only)."),
+    click.option("--prompt-every", help="Steps per part of an 'a ^ b ^ c' story; parts repeat (default: even parts)."),
+    click.option("--video", is_flag=True, default=None, help="Keep frames/ and write progress.mp4 (docs/video.md)."),
+    click.option("--video-every", type=int, help="A video frame every N steps (default 5)."),
+    click.option("--fps", type=float, help="Video frames per second (default 12)."),
+    click.option("--video-format", help="Video format: mp4 (default) or gif."),
     click.option("--out", "-o", help="Output folder (default outputs/YYYYMMDD_NN)."),
     click.option("--overwrite", is_flag=True, default=None,
                  help="Reuse an --out that holds another run's results (they are replaced)."),
@@ -228,3 +233,13 @@ def _attach_batch() -> None:
 
 
 _attach_batch()
+
+
+def _attach_animate() -> None:
+    from pixgen.cli_animate import animate, video
+
+    main.add_command(animate)
+    main.add_command(video)
+
+
+_attach_animate()

@@ -26,7 +26,8 @@ OPTIMIZERS = {"adam": "Adam", "adamw": "AdamW", "adagrad": "Adagrad", "adamax": 
 class RunConfig:
     """The settings of one optimization run (defaults follow pixray's ``normal`` quality where it has one)."""
 
-    prompt: str | None = None
+    prompt: str | list[Any] | None = None  # text, "a ^ b" story, or a list of {prompt, until} (pixgen.schedule)
+    prompt_every: int | str | None = None  # steps per part of an "a ^ b" story (default: even parts)
     drawer: str = "pixel"
     clip: list[str] = field(default_factory=lambda: ["ViT-B-32:openai"])
     loss: list[str] = field(default_factory=list)
@@ -45,6 +46,10 @@ class RunConfig:
     starts: int = 1
     start_trial: float = 20.0
     save_every: int = 10
+    video: bool = False  # keep frames/ and write progress.mp4 (pixgen.video)
+    video_every: int = 5
+    fps: float = 12.0
+    video_format: str = "mp4"
     out: str | None = None
     overwrite: bool = False  # reuse an --out that holds another run's results (pixgen.outdir)
     device: str = "auto"

@@ -81,13 +81,13 @@ def build_losses(plan: Any, perceptors: dict[str, tuple[Any, float]], context: S
                  extra: dict[str, tuple[Any, float]]) -> dict[str, tuple]:
     """The CLIP prompt loss (text prompts and target images), one loss per image prompt, the init-image terms
     and the ``extra`` losses: name -> (loss, weight), moved to the device and set up."""
-    from pixgen.losses.clip import ClipPromptLoss, ImagePromptLoss
+    from pixgen.losses.clip import ImagePromptLoss
     from pixgen.losses.init import InitImageLoss, InitLatentLoss
+    from pixgen.losses.story import prompt_loss
 
     config, losses = plan.config, {}
     if plan.prompts or plan.target_images:
-        losses["clip"] = (ClipPromptLoss(prompts=list(plan.prompts), perceptors=perceptors,
-                                         target_images=plan.target_images), 1.0)
+        losses["clip"] = (prompt_loss(plan, perceptors), 1.0)  # a story's parts in turn (losses/story.py)
     for i, image in enumerate(plan.image_prompts):
         losses[f"image_prompt:{i}"] = (ImagePromptLoss(image=image, perceptors=perceptors), 1.0)
     if config.init_weight:

@@ -11,7 +11,9 @@ from pixgen.config import RunConfig, check
 from pixgen.errors import PixgenError
 from pixgen.image_prompts import ImagePrompt, parse_image_prompts
 from pixgen.plugins import Chosen, chosen_plugins, of_kind
-from pixgen.prompts import Prompt, parse_prompts
+from pixgen.prompts import Prompt
+from pixgen.schedule import Schedule, parse_schedule
+from pixgen.video import check_video_settings
 
 
 @dataclass(frozen=True)
@@ -24,6 +26,7 @@ class Plan:
     clips: tuple[Any, ...]  # pixgen.perceptors.ClipSpec, one per --clip, keys unique
     image_prompts: tuple[ImagePrompt, ...] = ()
     target_images: tuple[ImagePrompt, ...] = ()
+    schedule: Schedule | None = None  # the prompt's parts over the run (a story); ``prompts`` is the first part's
 
     def with_settings(self, **changes: Any) -> Plan:
         """The same plan with some plain settings changed (``seed``, ``starts``...: none that a plug-in reads)."""
@@ -41,10 +44,12 @@ def plan_run(config: RunConfig | dict[str, Any] | Plan) -> Plan:
     if isinstance(config, dict):
         config = RunConfig.from_dict(config)
     check(config)
-    prompts, plugins = tuple(parse_prompts(config.prompt)), tuple(chosen_plugins(config))
+    schedule = parse_schedule(config.prompt, config.prompt_every, config.iterations)
+    prompts, plugins = schedule.segments[0].prompts if schedule else (), tuple(chosen_plugins(config))
+    check_video_settings(config)
     images = parse_image_prompts(config.image_prompt, "--image-prompt")
     targets = parse_image_prompts(config.target_image, "--target-image")
-    return Plan(config, prompts, plugins, _clip_specs(config), images, targets)
+    return Plan(config, prompts, plugins, _clip_specs(config), images, targets, schedule)
 
 
 def _clip_specs(config: RunConfig) -> tuple[Any, ...]:
