@@ -45,7 +45,8 @@ def measure(args: argparse.Namespace) -> dict:
         options.update(random_vqgan_options(tempfile.mkdtemp(prefix="pixgen-bench-")))
     config = RunConfig.from_dict({"prompt": "a watercolor of a lighthouse at dawn", "drawer": args.drawer,
                                   "clip": [args.clip], "size": args.size, "cutn": args.cutn, "seed": 0,
-                                  "iterations": args.warmup + args.steps, "device": args.device, **options})
+                                  "iterations": args.warmup + args.steps, "device": args.device,
+                                  "precision": args.precision, **options})
     run = Run(config)
     for _ in range(args.warmup):
         run.step()
@@ -61,8 +62,17 @@ def measure(args: argparse.Namespace) -> dict:
     seconds = (time.perf_counter() - start) / args.steps
     peak = torch.cuda.max_memory_allocated() if cuda else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     return {"drawer": args.drawer, "size": f"{run.size[0]}x{run.size[1]}", "cutn": args.cutn, "clip": args.clip,
-            "device": str(run.device), "threads": torch.get_num_threads(), "s_per_it": round(seconds, 4),
+            "device": str(run.device), "precision": run.precision, "cpu_flags": cpu_summary(),
+            "threads": torch.get_num_threads(), "s_per_it": round(seconds, 4),
             "peak_mib": round(peak / 2**20, 1), "peak_kind": "cuda allocated" if cuda else "process max RSS"}
+
+
+def cpu_summary() -> str:
+    """The CPU flags that decide ``--precision auto`` (printed with every figure: machines here differ)."""
+    from pixgen.precision import FAST_BF16_FLAGS, cpu_flags
+
+    flags = cpu_flags()
+    return ",".join(f for f in ("avx2", "avx512f", *FAST_BF16_FLAGS, "amx_tile") if f in flags) or "unknown"
 
 
 def main() -> None:
@@ -72,6 +82,7 @@ def main() -> None:
     parser.add_argument("--cutn", type=int, default=32)
     parser.add_argument("--clip", default="ViT-B-32:random")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--precision", default="auto", help="auto (default), fp32, bf16, fp16")
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--options", default="{}", help="JSON dict of drawer options, e.g. '{\"strokes\": 256}'")
@@ -79,13 +90,15 @@ def main() -> None:
     if args.drawer:
         print(json.dumps(measure(args)))
         return
-    print(f"{'drawer':<28} {'size':>9} {'cutn':>5} {'device':>7} {'s/it':>8} {'peak MiB':>9}  peak kind")
+    print(f"CPU flags: {cpu_summary()}")
+    print(f"{'drawer':<28} {'size':>9} {'cutn':>5} {'device':>7} {'prec':>5} {'s/it':>8} {'peak MiB':>9}  peak kind")
     for row in STANDARD:
-        extra = ["--cutn", str(args.cutn), "--clip", args.clip, "--device", args.device, "--steps", str(args.steps)]
+        extra = ["--cutn", str(args.cutn), "--clip", args.clip, "--device", args.device, "--steps", str(args.steps),
+                 "--precision", args.precision]
         out = subprocess.run([sys.executable, __file__, *row, *extra], capture_output=True, text=True, check=True)
         r = json.loads(out.stdout.strip().splitlines()[-1])
         name = r["drawer"] + (" " + row[row.index("--options") + 1] if "--options" in row else "")
-        print(f"{name:<28} {r['size']:>9} {r['cutn']:>5} {r['device']:>7} {r['s_per_it']:>8.3f} "
+        print(f"{name:<28} {r['size']:>9} {r['cutn']:>5} {r['device']:>7} {r['precision']:>5} {r['s_per_it']:>8.3f} "
               f"{r['peak_mib']:>9.0f}  {r['peak_kind']}")
 
 
