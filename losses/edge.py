@@ -85,9 +85,9 @@ class EdgeLoss(Loss):
 
     def forward(self, inp: LossInput) -> torch.Tensor:
         """``edge_color_weight × (Σ strip MSE + global_color_weight × render MSE)`` to the colour."""
-        target = self.colour.to(inp.render.dtype)
-        terms = [F.mse_loss(strip, target.expand_as(strip)) for strip in border_strips(inp.render, self.margins)]
+        render, target = inp.render.float(), self.colour.float()  # fp32, whatever the run's autocast made
+        terms = [F.mse_loss(strip, target.expand_as(strip)) for strip in border_strips(render, self.margins)]
         if self.global_color_weight:
-            terms.append(self.global_color_weight * F.mse_loss(inp.render, target.expand_as(inp.render)))
-        total = torch.stack(terms).sum() if terms else inp.render.sum() * 0
+            terms.append(self.global_color_weight * F.mse_loss(render, target.expand_as(render)))
+        total = torch.stack(terms).sum() if terms else render.sum() * 0
         return self.edge_color_weight * total

@@ -38,6 +38,6 @@ class SaturationLoss(Loss):
         super().__init__()
 
     def forward(self, inp: LossInput) -> torch.Tensor:
-        """Sum over the cutout batches (the render when there are none) of ``-colourfulness / 10``."""
+        """Sum over the cutout batches (the render when there are none) of ``-colourfulness / 10``, in fp32."""
         batches = list(inp.cutouts.values()) or [inp.render]
-        return torch.stack([-colourfulness(images) / 10 for images in batches]).sum()
+        return torch.stack([-colourfulness(images.float()) / 10 for images in batches]).sum()  # fp32 under bf16

@@ -3,8 +3,9 @@
 pixray's style loss is STROTSS (relaxed earth mover's distance and moments of VGG16 hypercolumns), and it
 downloads ImageNet VGG16 weights (``torchvision vgg16(pretrained=True)``). This one needs no download: it matches
 Gram matrices (Gatys et al. 2016), the channel correlations that describe texture and colour regardless of
-layout, of the image tower of every CLIP of the run (open_clip's ``forward_intermediates``, each block) plus the
-pixels themselves (as pixray's hypercolumns start with the image), between the render and ``style_file``.
+layout, of the image tower of each CLIP of the run (open_clip's ``forward_intermediates``, each block; a CLIP
+whose tower gives no layers, such as the shapes CNN, is left out) plus the pixels themselves (as pixray's
+hypercolumns start with the image), between the render and ``style_file``.
 
 Each layer scores ``|G_render - G_style|² / |G_style|²`` (so every layer counts alike, whatever its scale); the
 loss is the mean over layers, averaged over the CLIPs by their weights. Both images are seen whole, resized to
@@ -112,8 +113,8 @@ class StyleLoss(Loss):
     def forward(self, inp: LossInput) -> torch.Tensor:
         """Weighted mean over the CLIPs of the render's ``style_distance`` (0 while skipped)."""
         if inp.step < self.skip or inp.step % self.every:
-            return inp.render.sum() * 0
+            return inp.render.float().sum() * 0
         total = sum(weight for _, weight, _ in self._towers) or 1.0
-        terms = [weight * style_distance(tower_grams(perceptor, inp.render), targets)
+        terms = [weight * style_distance(tower_grams(perceptor, inp.render.float()), targets)
                  for perceptor, weight, targets in self._towers]
         return torch.stack(terms).sum() / total

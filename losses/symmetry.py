@@ -45,5 +45,5 @@ class SymmetryLoss(Loss):
         self.axis = symmetry_axis
 
     def forward(self, inp: LossInput) -> torch.Tensor:
-        """``mirror_mse`` of the render."""
-        return mirror_mse(inp.render, self.axis)
+        """``mirror_mse`` of the render, in fp32 (the render may come from a bf16 or fp16 autocast)."""
+        return mirror_mse(inp.render.float(), self.axis)

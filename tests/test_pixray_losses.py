@@ -173,6 +173,21 @@ def test_style_leaves_out_a_clip_without_layers_and_needs_one_with_them() -> Non
         loss.setup(SetupContext(device=torch.device("cpu"), perceptors={cnn.key: towers[cnn.key]}))
 
 
+def test_the_new_losses_run_under_bf16_autocast(quick: dict) -> None:
+    """``--precision bf16`` renders and cuts in bf16: the losses score in fp32 and their gradients reach the
+    drawer (interpolation with antialias has no bf16 backward on CPU, so the style loss must not see bf16)."""
+    from pixgen.config import RunConfig
+    from pixgen.engine import Run
+
+    losses = ["saturation", "symmetry", "edge", f"style:{STYLE}"]
+    run = Run(RunConfig.from_dict({**quick, "drawer": "pixel", "iterations": 2, "cutn": 2, "save_every": 0,
+                                   "precision": "bf16", "loss": losses}))
+    terms = run.loss_terms()
+    assert all(terms[name.split(":")[0]].dtype == torch.float32 for name in losses)
+    run.run()
+    assert len(run.history) == 2 and all(np.isfinite(run.history))
+
+
 # ---- each loss moves its own measure in a real run ------------------------------------------------------------
 
 def test_symmetry_run_is_more_symmetric(quick: dict) -> None:
