@@ -6,6 +6,7 @@ model, or a CLIP the loss's wing ships), then scores ``LossInput``s of real cuto
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,9 @@ from PIL import Image
 from plugin_contract import check_identity, check_options, one_line_error
 
 from pixgen.augment import Cutouts
+from pixgen.config import RunConfig
 from pixgen.context import SetupContext
+from pixgen.engine import Run
 from pixgen.losses.base import Loss, LossInput
 from pixgen.options import resolve_options
 from pixgen.perceptors import load_perceptor, parse_clip_spec
@@ -72,6 +75,7 @@ RECIPES = {
     "layout": Recipe(clip="shapes", prompt=PAIR, bad=(({"layout_cutn": "0"}, "layout_cutn must be at least 1"),
                                                       ({"layout_clear": "-1"}, "layout_clear must be 0 or more"))),
 }
+PRECISIONS = ["fp32", "bf16", "fp16"]  # --precision: bf16 is "auto" on CPUs with AVX-512 BF16 or AMX
 SIZES = [(32, 32), (48, 32), (24, 40), (64, 64)]  # (W, H): square, wide, tall, the shapes world's size
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 NAMES = LOSSES.names()
@@ -115,6 +119,15 @@ def _render(size: tuple[int, int], device: str = "cpu") -> torch.Tensor:
     width, height = size
     image = torch.rand(1, 3, height, width, generator=torch.Generator().manual_seed(7))
     return image.to(device).requires_grad_()
+
+
+@pytest.fixture(scope="module")
+def tiny_vqgan(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """Run settings for a tiny real VQGAN (its decoder's render comes out in the autocast dtype)."""
+    from vqgan_fixtures import write_tiny_vqgan
+
+    config, checkpoint = write_tiny_vqgan(tmp_path_factory.mktemp("vqgan"))
+    return {"drawer": "vqgan", "vqgan_config": str(config), "vqgan_checkpoint": str(checkpoint)}
 
 
 @pytest.fixture(params=NAMES)
@@ -188,6 +201,19 @@ def test_forward_is_deterministic_and_a_second_setup_starts_afresh(name: str, cl
         torch.manual_seed(2)  # the engine seeds torch's RNG per step: a loss's own cutouts replay with it
         values.append(scorer(inputs).detach())
     assert all(torch.equal(values[0], value) for value in values[1:]), values
+
+
+@pytest.mark.parametrize("precision", PRECISIONS)
+def test_every_precision_runs_every_loss(name: str, precision: str, tiny_vqgan: dict, clip_spec: str,
+                                         tmp_path: Path) -> None:
+    """Two steps of a real run: under bf16/fp16 the render a VQGAN decodes reaches the loss in that dtype."""
+    recipe = _recipe(name)
+    run = Run(RunConfig.from_dict({
+        "prompt": recipe.prompt, "clip": [clip_spec if recipe.clip == "tiny" else recipe.clip], "size": "32x32",
+        "iterations": 2, "cutn": 2, "seed": 0, "device": "cpu", "save_every": 0, "precision": precision,
+        "loss": [name], **tiny_vqgan, **recipe.minimal(tmp_path)}))
+    steps = [run.step() for _ in range(2)]
+    assert all(math.isfinite(step.terms[name]) and math.isfinite(step.loss) for step in steps)
 
 
 @pytest.mark.parametrize("device", DEVICES)
