@@ -142,12 +142,23 @@ class VqganModel(nn.Module):
     def nearest_codes(self, z: torch.Tensor) -> torch.Tensor:
         """The index of the nearest code vector at each position of ``z`` (N, D, h, w): (N, h, w)."""
         zf, book = z.movedim(1, -1), self.codebook  # (N, h, w, D), (K, D)
-        return (zf.pow(2).sum(-1, keepdim=True) + book.pow(2).sum(1) - 2 * zf @ book.T).argmin(-1)
+        return (zf.pow(2).sum(-1, keepdim=True) + self._codebook_stats()[0] - 2 * zf @ book.T).argmin(-1)
 
     def clamp_to_codebook(self, z: torch.Tensor) -> torch.Tensor:
         """``z`` (N, D, h, w) clamped per channel to the range the code vectors span."""
-        lo, hi = self.codebook.amin(0).view(1, -1, 1, 1), self.codebook.amax(0).view(1, -1, 1, 1)
+        _, lo, hi = self._codebook_stats()
         return torch.maximum(torch.minimum(z, hi), lo)
+
+    def _codebook_stats(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The code vectors' squared norms (K,) and per-channel min and max (1, D, 1, 1): constant for a frozen
+        model, so computed once per codebook tensor (again if it is moved or replaced)."""
+        book = self.codebook
+        key = (book.data_ptr(), book.device, book.dtype, book._version)
+        if getattr(self, "_stats_key", None) != key:
+            with torch.no_grad():
+                self._stats = (book.pow(2).sum(1), book.amin(0).view(1, -1, 1, 1), book.amax(0).view(1, -1, 1, 1))
+            self._stats_key = key
+        return self._stats
 
     def tokens_to_latent(self, tokens: torch.Tensor) -> torch.Tensor:
         """Code indices (N, h, w) -> their code vectors (N, D, h, w)."""
