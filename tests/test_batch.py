@@ -146,7 +146,7 @@ BAD_INPUTS = {
     "empty grid": ("prompts: [a]\ndrawer: []\n", [], ["drawer is an empty list", "at least one value"]),
     "no seeds": ("prompts: [a]\nseeds: 0\n", [], ["seeds: 0 gives no seeds"]),
     "bad job": ("seeds: [1]\njobs:\n- {prompt: a}\n- {prompt: b, cut_zoom: 7}\n", [],
-                ["job 2 (prompt 'b', seed 1)", "cut_zoom"]),
+                ["job 2 (prompt 'b', seed 1, cut_zoom 7)", "cut_zoom must be"]),
     "unreachable ray": ("prompts: [a]\n", ["--executor", "ray", "--address", f"127.0.0.1:{_closed_port()}"],
                         ["unreachable", "ray start --head"]),
 }

@@ -1,0 +1,71 @@
+"""Batch throughput: jobs per minute for 16 shapes-preset jobs (8 captions x 2 seeds), on the local executor
+and on a local Ray cluster, with 1 and 2 workers.
+
+    python benchmarks/batch_throughput.py                                  # the preset's 150 iterations
+    python benchmarks/batch_throughput.py --iterations 5 --configs local:1,ray:1,local:2,ray:2 --keep out/
+
+Wall time includes everything a user waits for: starting the workers (and the Ray cluster), loading the models
+once per worker, and the jobs. ``job s`` is the mean time of one job inside its worker (the first job of each
+worker also loads the models). On a shared machine the figures are noisy: run it when it is quiet.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+CAPTIONS = [
+    "a red circle on a blue background",
+    "a yellow square on a black background",
+    "a green triangle on a white background",
+    "a large purple circle on a yellow background",
+    "a blue square on the left",
+    "a small orange circle on the right on a white background",
+    "a white triangle on the top on a green background",
+    "a red square in the center on a white background",
+]
+
+
+def measure(executor: str, workers: int, spec: dict, out: Path) -> dict:
+    """Run the batch once into ``out``; returns the figures."""
+    import pixgen
+
+    start = time.perf_counter()
+    rows = pixgen.batch(spec, executor=executor, workers=workers, out=out, progress=False, gallery=False)
+    wall = time.perf_counter() - start
+    done = [row for row in rows if row["status"] == "done"]
+    return {"config": f"{executor}:{workers}", "jobs": len(rows), "done": len(done), "wall": wall,
+            "per_min": 60 * len(done) / wall, "job_s": sum(row["seconds"] for row in done) / max(1, len(done)),
+            "workers": len({row["worker"] for row in rows})}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--iterations", type=int, help="iterations per job (default: the preset's 150)")
+    parser.add_argument("--seeds", type=int, default=2, help="seeds per caption (2: 16 jobs)")
+    parser.add_argument("--configs", default="local:1,ray:1,local:2,ray:2", help="EXECUTOR:WORKERS,...")
+    parser.add_argument("--keep", type=Path, help="keep the first configuration's batch folder here (with gallery)")
+    args = parser.parse_args()
+    spec = {"preset": "shapes", "prompts": CAPTIONS, "seeds": args.seeds}
+    if args.iterations:
+        spec["iterations"] = args.iterations
+    print(f"{len(CAPTIONS) * args.seeds} shapes-preset jobs, iterations {args.iterations or 'of the preset (150)'}")
+    print(f"{'config':>8} {'done':>5} {'wall s':>8} {'jobs/min':>9} {'job s':>7} {'workers':>8}")
+    for number, config in enumerate(args.configs.split(",")):
+        executor, _, workers = config.partition(":")
+        with tempfile.TemporaryDirectory() as tmp:
+            figures = measure(executor, int(workers or 1), spec, Path(tmp) / "batch")
+            if args.keep and number == 0:
+                import pixgen.batching.gallery as gallery
+
+                shutil.copytree(Path(tmp) / "batch", args.keep, dirs_exist_ok=True)
+                gallery.build_gallery(args.keep)
+        print(f"{figures['config']:>8} {figures['done']:>2}/{figures['jobs']:<2} {figures['wall']:8.1f} "
+              f"{figures['per_min']:9.2f} {figures['job_s']:7.1f} {figures['workers']:>8}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
