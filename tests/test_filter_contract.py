@@ -7,6 +7,7 @@ image, without gradients.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -15,10 +16,14 @@ import pytest
 import torch
 from plugin_contract import check_identity, check_options, one_line_error
 
+from pixgen.config import RunConfig
 from pixgen.context import SetupContext
+from pixgen.engine import Run
 from pixgen.filters.base import Filter
 from pixgen.options import resolve_options
 from pixgen.registry import FILTERS
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # small tensors: one thread is faster on a shared CPU
 
 Shape = Callable[[int, int], tuple[int, int]]  # (H, W) of the render -> (H, W) of an image
 
@@ -64,6 +69,7 @@ RECIPES = {
         bad_setup=(({"wallpaper_type": "vertical", "wallpaper_edge_match": "40"}, (48, 32), "too large"),)),
 }
 SIZES = [(32, 32), (48, 32), (24, 40)]  # (W, H): square, wide, tall
+PRECISIONS = ["fp32", "bf16", "fp16"]
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 NAMES = FILTERS.names()
 CASES = [pytest.param(name, case, id=f"{name}-{case.label}")
@@ -166,6 +172,28 @@ def test_forward_is_deterministic(name: str, case: Case) -> None:
         torch.manual_seed(3)
         results.append(filt(render))
     assert torch.equal(results[0][0], results[1][0]) and torch.equal(results[0][1], results[1][1])
+
+
+@pytest.fixture(scope="module")
+def tiny_vqgan(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """Run settings for a tiny real VQGAN (its decoder's render comes out in the autocast dtype)."""
+    from vqgan_fixtures import write_tiny_vqgan
+
+    config, checkpoint = write_tiny_vqgan(tmp_path_factory.mktemp("vqgan"))
+    return {"drawer": "vqgan", "vqgan_config": str(config), "vqgan_checkpoint": str(checkpoint)}
+
+
+@pytest.mark.parametrize("precision", PRECISIONS)
+@pytest.mark.parametrize(("name", "case"), CASES)
+def test_every_precision_runs_every_filter(name: str, case: Case, precision: str, tiny_vqgan: dict,
+                                           quick: dict) -> None:
+    """Two steps of a real run: filters see the render under autocast; the saved image stays fp32 in [0, 1]."""
+    run = Run(RunConfig.from_dict({**quick, **tiny_vqgan, "size": "32x32", "iterations": 2, "cutn": 2,
+                                   "save_every": 0, "precision": precision, "filters": [name], **dict(case.options)}))
+    steps = [run.step() for _ in range(2)]
+    assert all(math.isfinite(step.loss) for step in steps)
+    image = run.render()
+    assert image.dtype == torch.float32 and torch.isfinite(image).all() and 0 <= image.min() and image.max() <= 1
 
 
 @pytest.mark.parametrize("device", DEVICES)
