@@ -19,10 +19,11 @@ def run(prompt: str | None = None, *, callbacks: Sequence[Any] | None = None, pr
     """
     from pixgen.callbacks import Callback, NotebookDisplay, Progress, SaveImage
     from pixgen.io import require_utf8
+    from pixgen.schema import coerce_settings
     from pixgen.starts import best_start
     from pixgen.video import progress_video
 
-    base = config.to_dict() if isinstance(config, RunConfig) else dict(config or {})
+    base = config.to_dict() if isinstance(config, RunConfig) else coerce_settings(RunConfig, config or {})
     if prompt is not None:
         base["prompt"] = prompt
     require_utf8({**base, **options})  # text that could not go into settings.yaml or the PNG: before any work

@@ -17,6 +17,8 @@ import click
 from pixgen import __version__
 from pixgen.errors import PixgenError
 
+# numbers pass as text: RunConfig.from_dict checks every value by one schema (pixgen.schema), as for YAML and the API
+_INT, _FLOAT = {"metavar": "INTEGER"}, {"metavar": "FLOAT"}
 _RUN_OPTIONS = [
     click.option("--prompt", "-p", help='Prompts: "text[:weight[:stop]] | other text:-0.5".'),
     click.option("--drawer", "-d", help="Drawer spec NAME[:ARG] (pixel, pixel:hex, vqgan:imagenet_f16_16384...)."),
@@ -27,23 +29,23 @@ _RUN_OPTIONS = [
     click.option("--palette", help=r'Palette of the lookup filter and palette loss: "[black,#f00,white]", '
                  r'"red->white\16", @colours.png.'),
     click.option("--size", help="Output size WIDTHxHEIGHT (default 384x216)."),
-    click.option("--iterations", "-i", type=int, help="Optimization steps (default 250)."),
+    click.option("--iterations", "-i", **_INT, help="Optimization steps (default 250)."),
     click.option("--seed", help="Integer or any string (hashed); default random, recorded in the output."),
-    click.option("--cutn", type=int, help="Cutouts per step and CLIP input size (default 30)."),
-    click.option("--batches", type=int, help="Gradient accumulation passes per step (default 1)."),
+    click.option("--cutn", **_INT, help="Cutouts per step and CLIP input size (default 30)."),
+    click.option("--batches", **_INT, help="Gradient accumulation passes per step (default 1)."),
     click.option("--augment/--no-augment", default=None, help="kornia augmentation of the cutouts (default on)."),
-    click.option("--cut-noise", type=float, help="Max std of the per-cutout noise (default 0.1)."),
-    click.option("--cut-zoom", type=float, help="Share of zoom cutouts; the rest show the whole image (0.6)."),
-    click.option("--lr", type=float, help="Learning rate (default: the drawer's own)."),
-    click.option("--lr-drops", type=float, multiple=True, help="LR falls 10x at these % of the run (default 75)."),
-    click.option("--lr-warmup", type=float, help="LR rises linearly over this % of the run (default 0: none)."),
-    click.option("--starts", type=int, help="Try N starts (seeds derived from --seed); keep the best (default 1)."),
-    click.option("--start-trial", type=float, help="% of the run each start takes before the choice (20)."),
-    click.option("--save-every", type=int, help="Rewrite output.png every N steps (default 10; 0 = end only)."),
+    click.option("--cut-noise", **_FLOAT, help="Max std of the per-cutout noise (default 0.1)."),
+    click.option("--cut-zoom", **_FLOAT, help="Share of zoom cutouts; the rest show the whole image (0.6)."),
+    click.option("--lr", **_FLOAT, help="Learning rate (default: the drawer's own)."),
+    click.option("--lr-drops", **_FLOAT, multiple=True, help="LR falls 10x at these % of the run (default 75)."),
+    click.option("--lr-warmup", **_FLOAT, help="LR rises linearly over this % of the run (default 0: none)."),
+    click.option("--starts", **_INT, help="Try N starts (seeds derived from --seed); keep the best (default 1)."),
+    click.option("--start-trial", **_FLOAT, help="% of the run each start takes before the choice (20)."),
+    click.option("--save-every", **_INT, help="Rewrite output.png every N steps (default 10; 0 = end only)."),
     click.option("--prompt-every", help="Steps per part of an 'a ^ b ^ c' story; parts repeat (default: even parts)."),
     click.option("--video", is_flag=True, default=None, help="Keep frames/ and write progress.mp4 (docs/video.md)."),
-    click.option("--video-every", type=int, help="A video frame every N steps (default 5)."),
-    click.option("--fps", type=float, help="Video frames per second (default 12)."),
+    click.option("--video-every", **_INT, help="A video frame every N steps (default 5)."),
+    click.option("--fps", **_FLOAT, help="Video frames per second (default 12)."),
     click.option("--video-format", help="Video format: mp4 (default) or gif."),
     click.option("--out", "-o", help="Output folder (default outputs/YYYYMMDD_NN)."),
     click.option("--overwrite", is_flag=True, default=None,
@@ -51,8 +53,8 @@ _RUN_OPTIONS = [
     click.option("--device", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps."),
     click.option("--init-image", help="Start from this image instead of noise."),
     click.option("--init-noise", help="pixels (fractal), gradient, snow, none; drawers may add kinds."),
-    click.option("--init-weight", type=float, help="Keep the render near --init-image (pixel MSE weight; 0: off)."),
-    click.option("--init-latent-weight", type=float, help="Keep the drawer's parameters near their start (0: off)."),
+    click.option("--init-weight", **_FLOAT, help="Keep the render near --init-image (pixel MSE weight; 0: off)."),
+    click.option("--init-latent-weight", **_FLOAT, help="Keep the drawer's parameters near their start (0: off)."),
     click.option("--image-prompt", multiple=True, help="Picture as a prompt FILE[:WEIGHT[:STOP]] (globs; repeatable):"
                  " cut like the render each step."),
     click.option("--target-image", multiple=True, help="Picture encoded once FILE[:WEIGHT[:STOP]] (globs; "
@@ -60,7 +62,7 @@ _RUN_OPTIONS = [
     click.option("--optimizer", help="adam (default), adamw, adagrad, adamax, radam, nadam, sgd."),
     click.option("--precision", help="auto (default: bf16 on CPUs with fast bf16 and on CUDA, else fp32), fp32, "
                  "bf16, fp16."),
-    click.option("--auto-stop", type=int, help="End when the loss has not improved for N steps (0: off)."),
+    click.option("--auto-stop", **_INT, help="End when the loss has not improved for N steps (0: off)."),
     click.option("--preset", help="A bundle of settings, e.g. shapes (offline built-in models)."),
     click.option("--quality", help="pixray quality: draft, normal, better, best, supreme."),
     click.option("--aspect", help="With --quality: widescreen (default), square, portrait."),

@@ -72,14 +72,13 @@ class RunConfig:
         """Build from a flat dict (``preset``/``quality`` expanded under the explicit settings); unknown keys
         must be options of the chosen plug-ins. ``filters`` may be one comma-separated string."""
         from pixgen.presets import apply_presets
+        from pixgen.schema import coerce_settings
 
-        values = apply_presets({k.replace("-", "_"): v for k, v in values.items()})
+        # every field checked against its annotation (pixgen.schema), before and after a preset's own values
+        values = coerce_settings(cls, apply_presets(coerce_settings(cls, values)))
         names = {f.name for f in dataclasses.fields(cls)}
-        known = {k.replace("-", "_"): v for k, v in values.items() if k.replace("-", "_") in names}
-        extra = {k.replace("-", "_"): v for k, v in values.items() if k.replace("-", "_") not in names}
-        for key in ("clip", "loss", "lr_drops", "image_prompt", "target_image"):
-            if isinstance(known.get(key), (str, int, float)):
-                known[key] = [known[key]]
+        known = {k: v for k, v in values.items() if k in names}
+        extra = {k: v for k, v in values.items() if k not in names}
         if "filters" in known:
             known["filters"] = split_filters(known["filters"])
         config = cls(**known)
@@ -128,7 +127,8 @@ def parse_size(size: str | tuple[int, int] | list[int]) -> tuple[int, int]:
 
 
 def resolve_seed(seed: int | str | None) -> int:
-    """An int seed: ints and digit strings as they are, other strings hashed (sha512, as pixray), None random."""
+    """An int seed: ints and integer strings (``"-5"`` as -5) modulo 2**63, other strings hashed (sha512, as
+    pixray), None random; so ``--seed -5`` and ``seed=-5`` are the same seed."""
     if seed is None or (isinstance(seed, str) and not seed.strip()):
         return secrets.randbelow(2**32)
     if isinstance(seed, bool):
@@ -136,7 +136,7 @@ def resolve_seed(seed: int | str | None) -> int:
     if isinstance(seed, int):
         return seed % 2**63
     text = str(seed).strip()
-    if re.fullmatch(r"\d+", text):
+    if re.fullmatch(r"[+-]?\d+", text):
         return int(text) % 2**63
     return int.from_bytes(hashlib.sha512(text.encode()).digest(), "big") % 2**32
 
@@ -171,6 +171,9 @@ def dump_yaml(values: dict[str, Any]) -> str:
 def check(config: RunConfig) -> None:
     """Reject impossible settings with one clear message each (types from YAML/API are coerced in place); the
     prompts, plug-ins and CLIP specs are checked when the run is planned (``pixgen.plan.plan_run``)."""
+    from pixgen.schema import coerce_fields
+
+    coerce_fields(config)  # the declared types, also for a RunConfig built directly
     config.dimensions()
     for name, low in (("iterations", 1), ("cutn", 1), ("batches", 1), ("save_every", 0), ("starts", 1)):
         setattr(config, name, _number(config, name, int, low))

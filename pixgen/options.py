@@ -8,9 +8,7 @@ import typing
 from typing import Any
 
 from pixgen.errors import PixgenError
-
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off"}
+from pixgen.schema import convert
 
 
 def plugin_options(cls: type) -> dict[str, inspect.Parameter]:
@@ -58,28 +56,11 @@ def route_options(owners: list[tuple[str, type]], options: dict[str, Any]) -> li
 
 
 def coerce(value: Any, param: inspect.Parameter, what: str) -> Any:
-    """Convert a CLI/YAML value to the parameter's annotated type (int, float, bool, str, or Optional of those)."""
-    if not isinstance(value, str):
-        return value
-    kinds = _annotation_kinds(param.annotation)
-    if value.lower() in ("none", "null") and type(None) in kinds:
+    """Check and convert a CLI/YAML/API value to the parameter's annotated type by the one schema of every
+    setting (``pixgen.schema``: strict bools, whole ints, finite floats); the text ``none``/``null`` is None
+    where the type allows None (a command line cannot write null). Unannotated options pass unchanged."""
+    annotation = Any if param.annotation is inspect.Parameter.empty else param.annotation
+    allows_none = type(None) in typing.get_args(annotation)
+    if allows_none and isinstance(value, str) and value.strip().lower() in ("none", "null"):
         return None
-    for kind in kinds:
-        try:
-            if kind is bool:
-                if value.lower() in _TRUE | _FALSE:
-                    return value.lower() in _TRUE
-                continue
-            if kind in (int, float, str):
-                return kind(value)
-        except ValueError:
-            continue
-    names = ", ".join(getattr(k, "__name__", str(k)) for k in kinds)
-    raise PixgenError(f"{what} option {param.name!r}: cannot read {value!r} as {names}")
-
-
-def _annotation_kinds(annotation: Any) -> list[Any]:
-    if annotation is inspect.Parameter.empty:
-        return [str]
-    args = typing.get_args(annotation)
-    return list(args) if args else [annotation]
+    return convert(value, annotation, f"{what} option {param.name!r}")

@@ -311,8 +311,8 @@ class FileStatus:
 
 
 def verify(entries: list[ModelEntry] | None = None) -> list[FileStatus]:
-    """Re-hash every cached file of ``entries`` (default: ``store_entries()``) against its known or recorded
-    sha256; packaged files are only checked for presence."""
+    """Re-hash every file of ``entries`` (default: ``store_entries()``) against its known or recorded sha256:
+    cached files and the files a package ships (against the sha256 its entry lists)."""
     out = []
     for entry in entries if entries is not None else store_entries():
         for role, wf in entry.files.items():
@@ -320,10 +320,23 @@ def verify(entries: list[ModelEntry] | None = None) -> list[FileStatus]:
             if not path.is_file():
                 out.append(FileStatus(entry.name, path, "missing"))
             elif entry.package is not None:
-                out.append(FileStatus(entry.name, path, "ok", "packaged"))
+                out.append(_verify_packaged(entry, wf, path))
             else:
                 out.append(_verify_one(entry, wf, path))
     return out
+
+
+def _verify_packaged(entry: ModelEntry, wf: WeightFile, path: Path) -> FileStatus:
+    """A shipped file against its entry's sha256 (no record is written into an installed package)."""
+    if wf.sha256 is None:
+        return FileStatus(entry.name, path, "ok", "packaged, no sha256 listed")
+    digest = sha256_file(path)
+    if digest == wf.sha256:
+        return FileStatus(entry.name, path, "ok", digest)
+    fix = f"rebuild it with {entry.rebuild} and list its new sha256" if entry.rebuild else "rebuild it"
+    return FileStatus(entry.name, path, "bad", f"{path} is not the file {entry.package} shipped (sha256 "
+                      f"{digest[:16]}..., expected {wf.sha256[:16]}...): reinstall {entry.package.split('.')[0]} "
+                      f"(pip install --force-reinstall), or {fix}")
 
 
 def _verify_one(entry: ModelEntry, wf: WeightFile, path: Path) -> FileStatus:

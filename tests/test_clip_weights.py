@@ -301,3 +301,20 @@ def test_a_bad_file_on_the_command_line_is_one_error_line(registered, tmp_path: 
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert result.output.strip() == (f"Error: CLIP weights {path} is empty; expected an open_clip state dict "
                                      f"(.pt, .bin, .safetensors) or OpenAI's TorchScript .pt archive for {MODEL}")
+
+
+@pytest.mark.parametrize("name", ["empty", "garbage", "zip", "pickle", "list", "other", "pickle4", "safetensors"])
+def test_every_bad_file_on_the_command_line_is_one_error_line(registered, tmp_path: Path, name: str) -> None:
+    """Each kind of bad file given as --clip MODEL:FILE: exit 1, one line, no traceback, no 'Aborted!', no torch
+    warning (a protocol-4 pickle made torch warn before the refusal), nothing run."""
+    files = _bad_files(tmp_path)
+    files["pickle4"] = (tmp_path / "p4.pt", "pickle holding more than tensors")
+    files["pickle4"][0].write_bytes(pickle.dumps({"w": Payload(tmp_path / "ran")}, protocol=4))
+    files["safetensors"] = (tmp_path / "bad.safetensors", "is not a readable safetensors file")
+    files["safetensors"][0].write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{notjson")
+    path, message = files[name]
+    result = CliRunner().invoke(main, run_args(f"{MODEL}:{path}", tmp_path / "o"))
+    assert result.exit_code == 1, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"Error: CLIP weights {path} ") and message in lines[0], lines
+    assert not (tmp_path / "ran").exists()

@@ -368,3 +368,25 @@ def test_cli_verify_reports_and_fails_on_a_bad_file() -> None:
     assert out.exit_code == 0 and "vqgan_coco.yaml: sha256 recorded" in out.output
     out = runner.invoke(models, ["verify", "coco"])  # the checkpoint is missing
     assert out.exit_code == 1 and "vqgan_coco.ckpt: missing" in out.output
+
+
+def test_verify_hashes_packaged_files(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A packaged file is checked against the sha256 its entry lists: a truncated shipped checkpoint is bad."""
+    shipped = weights.get_entry("shapes")
+    package = tmp_path / "pkgs" / "copied_shapes"
+    (package / "assets").mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    for role in shipped.files:
+        source = weights.file_path(shipped, role)
+        (package / "assets" / source.name).write_bytes(source.read_bytes())
+    monkeypatch.syspath_prepend(str(tmp_path / "pkgs"))
+    copy = dataclasses.replace(shipped, name="copied", package="copied_shapes")
+    monkeypatch.setitem(MODELS.entries, "copied", copy)
+    assert all(wf.sha256 for wf in shipped.files.values())
+    assert [s.state for s in weights.verify([copy])] == ["ok", "ok"]
+    checkpoint = package / "assets" / shipped.files["checkpoint"].filename
+    checkpoint.write_bytes(checkpoint.read_bytes()[:1000])  # truncated: present, the right name, wrong bytes
+    out = CliRunner().invoke(models, ["verify", "copied"])
+    assert out.exit_code == 1 and "Traceback" not in out.output, out.output
+    assert "copied: shapes_vqgan.yaml: ok" in out.output and "copied: shapes_vqgan.ckpt: bad" in out.output
+    assert "is not the file copied_shapes shipped" in out.output and "reinstall copied_shapes" in out.output
