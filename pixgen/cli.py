@@ -84,12 +84,15 @@ def _run_options(func: Any) -> Any:
 @main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
 @_run_options
 @click.option("--config", "config_file", help="Settings YAML (e.g. a run's settings.yaml); flags override it.")
+@click.option("--resume", help="Continue the run in this folder from its checkpoint.pt (with --iterations M: "
+              "extend it); only --iterations, --save-every and --device may be given with it.")
 @click.option("--debug", is_flag=True, help="Show the full traceback on errors.")
 @click.pass_context
 def run(ctx: click.Context, config_file: str | None, debug: bool, **flags: Any) -> None:
     """Optimize an image toward the prompt. Plug-in options follow as --name value (see `pixgen list`).
 
-    Ctrl-C (exit 130) or SIGTERM (exit 143) stops the run after saving the current image."""
+    Ctrl-C (exit 130) or SIGTERM (exit 143) stops the run after saving the current image and checkpoint.pt;
+    --resume DIR continues it."""
     _setup_logging()
     with _Signals() as signals, _errors(debug, signals):
         from pixgen.api import run as run_api

@@ -34,6 +34,7 @@ class RunConfig:
     filters: list[str] = field(default_factory=list)
     size: str = "384x216"
     iterations: int = 250
+    schedule_iterations: int | None = None  # the length schedules follow: an extended run's first (resume)
     seed: int | str | None = None
     cutn: int = 30
     batches: int = 1
@@ -196,6 +197,8 @@ def check(config: RunConfig) -> None:
         raise PixgenError(f"unknown precision {config.precision!r}; choose one of: auto, fp32, bf16, fp16")
     if str(config.optimizer).lower() not in OPTIMIZERS:
         raise PixgenError(f"unknown optimizer {config.optimizer!r}; choose one of: {', '.join(OPTIMIZERS)}")
+    if config.schedule_iterations is not None:
+        config.schedule_iterations = _number(config, "schedule_iterations", int, 1)
     if config.starts > 1 and config.iterations < 2:
         raise PixgenError(f"starts {config.starts} needs at least 2 iterations (a trial, then the run); "
                           "give more --iterations or --starts 1")

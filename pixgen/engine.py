@@ -100,13 +100,31 @@ class Run:
         return SetupContext(
             device=self.device, prompts=self.plan.prompts, perceptors=self.perceptors,
             make_cutouts=functools.partial(cutouts_for, self.config, self.perceptors), size=self.size,
-            iterations=self.config.iterations, start="image" if self.config.init_image else self.config.init_noise,
+            iterations=self.span, start="image" if self.config.init_image else self.config.init_noise,
             drawer=self.drawer)
 
     @property
     def size(self) -> tuple[int, int]:
         """The (width, height) actually rendered (a drawer may trim the requested size)."""
         return self.drawer.width, self.drawer.height
+
+    @property
+    def span(self) -> int:
+        """The length the schedules follow (lr drops and warm-up, drawer ramps, losses' total steps, a story's
+        parts): ``iterations``, or an extended run's first length, ``schedule_iterations`` (``pixgen.resume``)."""
+        return self.config.schedule_iterations or self.config.iterations
+
+    def state_dict(self) -> dict[str, Any]:
+        """What continues this run exactly: drawer, optimizer and RNG state, iteration, loss history."""
+        from pixgen.resume import run_state
+
+        return run_state(self)
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from ``state_dict()`` of a run with the same settings (``pixgen.resume``)."""
+        from pixgen.resume import load_run_state
+
+        load_run_state(self, state)
 
     def step(self) -> StepResult:
         """One optimization step (``batches`` gradient-accumulation passes, each in ``chunks`` pieces of the
@@ -224,7 +242,7 @@ class Run:
     def render(self) -> torch.Tensor:
         """The current image as saved and shown, (1, 3, H, W) without gradients: the drawer's render through
         each filter's ``output`` (``lookup`` snaps it to the palette; the rolling filters leave it as it is)."""
-        self.drawer.set_progress(min(1.0, self.iteration / self.config.iterations))
+        self.drawer.set_progress(min(1.0, self.iteration / self.span))
         image = self.drawer.render()
         for filt, _ in self.filters.values():
             image = filt.output(image)
@@ -239,8 +257,8 @@ class Run:
     def _schedule_lr(self) -> None:
         """The factor for the next step: a linear rise over the first ``lr_warmup`` % of the run (Adam's first
         steps move every parameter by the full lr), then pixray's 10x drops at each ``lr_drops`` percentage."""
-        done = sum(self.iteration >= int(p / 100 * (self.config.iterations - 1)) for p in self.config.lr_drops)
-        warmup = self.config.lr_warmup / 100 * self.config.iterations
+        done = sum(self.iteration >= int(p / 100 * (self.span - 1)) for p in self.config.lr_drops)
+        warmup = self.config.lr_warmup / 100 * self.span
         self.lr_factor = 0.1**done * min(1.0, (self.iteration + 1) / warmup if warmup > 0 else 1.0)
         for group, base in zip(self.optimizer.param_groups, self.base_lrs, strict=True):
             group["lr"] = base * self.lr_factor

@@ -44,7 +44,7 @@ def plan_run(config: RunConfig | dict[str, Any] | Plan) -> Plan:
     if isinstance(config, dict):
         config = RunConfig.from_dict(config)
     check(config)
-    schedule = parse_schedule(config.prompt, config.prompt_every, config.iterations)
+    schedule = parse_schedule(config.prompt, config.prompt_every, config.schedule_iterations or config.iterations)
     prompts, plugins = schedule.segments[0].prompts if schedule else (), tuple(chosen_plugins(config))
     check_video_settings(config)
     images = parse_image_prompts(config.image_prompt, "--image-prompt")
