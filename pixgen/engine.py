@@ -71,11 +71,10 @@ class Run:
         self.device = pick_device(self.config.device)
         self.precision, self.dtype = choose(self.config.precision, self.device)
         self.scaler = grad_scaler(self.device, self.dtype)
-        log.info("Precision: %s%s", self.precision, " (auto)" if self.config.precision == "auto" else "")
         self.generator = torch.Generator().manual_seed(self.seed)
         self.filters = build_filters(list(self.plan.plugins), self.device)  # cheap: bad palettes fail early
         extra_losses = build_extra_losses(list(self.plan.plugins))
-        self.perceptors = load_perceptors(self.plan.clips, self.device)
+        self.perceptors = load_perceptors(self.plan.clips, self.device, self.dtype)
         check_memory(self.config, self.perceptors, self.device)  # cutouts that cannot fit: refused before step 1
         with self._rng():
             self.drawer = build_drawer(self.config, self.plan.of_kind("drawer")[0], self.device)
@@ -206,6 +205,7 @@ class Run:
     def run(self) -> RunResult:
         """Step until ``iterations`` (Ctrl-C stops early and still ends cleanly); returns the result."""
         start = time.perf_counter()
+        log.info("Precision: %s%s", self.precision, " (auto)" if self.config.precision == "auto" else "")
         for callback in self.callbacks:
             callback.on_start(self)
         interrupted = self.stop_requested

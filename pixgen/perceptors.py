@@ -8,6 +8,7 @@ name that a package registers in ``pixgen.registry.CLIP_MODELS`` (the shapes win
 
 from __future__ import annotations
 
+import copy
 import functools
 import json
 import logging
@@ -85,12 +86,28 @@ class OpenClipPerceptor(nn.Module):
         self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
 
+    #: the image tower's weights' dtype: float32, or bfloat16/float16 when cast once for a reduced precision
+    compute_dtype: torch.dtype = torch.float32
+
     def encode_image(self, x: torch.Tensor) -> torch.Tensor:
         """(N, 3, s, s) in [0, 1] -> (N, D) unit vectors; resizes if ``s`` is not the model's input size."""
         if x.shape[-1] != self.input_size or x.shape[-2] != self.input_size:
             x = F.interpolate(x, size=(self.input_size, self.input_size), mode="bilinear", antialias=True)
         x = (x - self.mean) / self.std
-        return F.normalize(self.model.encode_image(x).float(), dim=-1)
+        reduced = self.compute_dtype != torch.float32
+        with torch.autocast(x.device.type, dtype=self.compute_dtype, enabled=reduced):
+            return F.normalize(self.model.encode_image(x).float(), dim=-1)
+
+    def reduced(self, dtype: torch.dtype) -> OpenClipPerceptor:
+        """A copy whose image tower is cast once to ``dtype`` (run under autocast in ``encode_image``); the text
+        tower stays fp32, so prompt embeddings keep full precision."""
+        other = copy.copy(self)
+        other._modules = dict(self._modules)
+        other.model = copy.copy(self.model)
+        other.model._modules = dict(self.model._modules)
+        other.model.visual = copy.deepcopy(self.model.visual).to(dtype)
+        other.compute_dtype = dtype
+        return other
 
     @torch.no_grad()
     def encode_text(self, texts: list[str]) -> torch.Tensor:
@@ -118,9 +135,18 @@ def unknown_words(tokenizer, text: str) -> list[str]:
     return [w for w, ids in spelled if len(ids) > 1 and min(ids) < BYTE_SYMBOLS]  # 'a' is one byte, and known
 
 
-def load_perceptor(spec: ClipSpec, device: torch.device | str = "cpu") -> OpenClipPerceptor:
-    """Load (once per process, then shared) the open_clip model named by ``spec`` on ``device``."""
-    return _load_cached(spec.model, spec.tag, str(torch.device(device)), spec.config)
+def load_perceptor(spec: ClipSpec, device: torch.device | str = "cpu",
+                   dtype: torch.dtype | None = None) -> OpenClipPerceptor:
+    """Load (once per process, then shared) the open_clip model named by ``spec`` on ``device``; with a reduced
+    ``dtype`` (bf16, fp16) its image tower cast once to it."""
+    if dtype in (None, torch.float32):
+        return _load_cached(spec.model, spec.tag, str(torch.device(device)), spec.config)
+    return _load_reduced(spec.model, spec.tag, str(torch.device(device)), spec.config, dtype)
+
+
+@functools.lru_cache(maxsize=4)
+def _load_reduced(model: str, tag: str, device: str, config: str | None, dtype: torch.dtype) -> OpenClipPerceptor:
+    return _load_cached(model, tag, device, config).reduced(dtype)
 
 
 def tokenizer_for(model: str, config: str | Path | None = None):
