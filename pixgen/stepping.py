@@ -20,11 +20,12 @@ def is_out_of_memory(exc: BaseException) -> bool:
 def render_and_cut(run: Any) -> tuple[torch.Tensor, dict[str, torch.Tensor], dict[int, tuple]]:
     """The filtered render (1, 3, H, W), the filters' weighted terms and the sampled cutouts per input size."""
     run.drawer.set_progress(min(1.0, run.iteration / run.span))
-    render = run.drawer.render()  # (1, 3, H, W)
+    render = run.drawer.render().float()  # (1, 3, H, W); fp32 whatever the autocast computed it in
     terms: dict[str, torch.Tensor] = {}
     for name, (filt, weight) in run.filters.items():
         render, loss = filt(render)
-        terms[f"filter:{name}"] = weight * loss
+        render = render.float()
+        terms[f"filter:{name}"] = weight * loss.float()
     return render, terms, {size: cut(render) for size, cut in run.cutouts.items()}
 
 
