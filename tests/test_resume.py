@@ -213,3 +213,39 @@ def test_refusals_are_one_line_and_change_nothing(quick: dict, tmp_path: Path) -
         assert len(errors) == 1 and errors[0].startswith(f"Error: {message}"), result.stderr
         assert "Traceback" not in result.output
     assert {folder: _files(folder) for folder in before} == before
+
+
+@pytest.fixture(scope="module")
+def tiny_vqgan(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    from vqgan_fixtures import write_tiny_vqgan
+
+    config, checkpoint = write_tiny_vqgan(tmp_path_factory.mktemp("vqgan"))
+    return {"drawer": "vqgan", "vqgan_config": str(config), "vqgan_checkpoint": str(checkpoint)}
+
+
+@pytest.mark.parametrize("drawer", [{"drawer": "pixel:hex"}, {"drawer": "vector", "strokes": 12},
+                                    {"drawer": "line_sketch", "strokes": 12}, "vqgan"],
+                         ids=["pixel_hex", "vector", "line_sketch", "vqgan"])
+def test_every_drawer_continues_exactly_from_its_state(drawer, quick: dict, tiny_vqgan: dict) -> None:
+    """Run.state_dict() through torch.save and torch.load(weights_only=True) into a fresh Run: the next steps
+    are the uninterrupted run's (init_latent_weight: the losses keep their references to the parameters)."""
+    import io
+
+    from pixgen import Run, RunConfig
+
+    settings = {**quick, **(tiny_vqgan if drawer == "vqgan" else drawer), "size": "32x32", "init_latent_weight": 0.5}
+    config = RunConfig.from_dict(settings)
+    reference, first = Run(config), Run(config)
+    for _ in range(6):
+        reference.step()
+    for _ in range(3):
+        first.step()
+    buffer = io.BytesIO()
+    torch.save(first.state_dict(), buffer)
+    second = Run(config)
+    second.load_state_dict(torch.load(io.BytesIO(buffer.getvalue()), weights_only=True))
+    for _ in range(3):
+        second.step()
+    assert torch.equal(second.render(), reference.render()) and second.history == reference.history
+    want = reference.drawer.trainable_state()
+    assert all(torch.equal(second.drawer.trainable_state()[k], want[k]) for k in want)
