@@ -36,6 +36,7 @@ def _outputs(cell) -> str:
     return "\n".join(parts)
 
 
+@pytest.mark.slow  # every cell in a fresh kernel: the shapes demo, resume, a story and a zoom flight with videos
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_notebook_runs_headless(path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Every cell but the real-weight ones (tagged ``real-weights``) runs in a fresh kernel, offline, with the
