@@ -5,8 +5,9 @@
   of ``RUN_BY_CI`` (the installs, ``python -m pytest``, ``ruff check .``), and ``.ci/run`` must hold the text
   that runs each (``pip install .`` is CI's ``pip wheel .`` and the install of that wheel in a fresh venv); CI
   also runs the offline quickstart (the first ```bash block after ``<!-- quickstart -->``) from that wheel.
-- For speed, ``pixgen run`` lines get ``--iterations 1 --cutn 1`` appended (one step runs the whole path), and
-  ``--size 64x64`` unless they use a preset (a repeated option's last value wins).
+- For speed, ``pixgen run`` and ``pixgen animate`` lines get ``--iterations 1 --cutn 1`` appended (one step runs
+  the whole path; an animation also ``--frames 2 --steps-per-frame 1``), and ``--size 64x64`` unless they use a
+  preset (a repeated option's last value wins).
 - Nothing downloads here (the conftest sets ``PIXGEN_OFFLINE=1`` and an empty ``PIXGEN_CACHE``), so what the
   README downloads is replaced: the default CLIP, OpenAI's ViT-B-32, by the same architecture with random
   weights, ``--clip ViT-B-32:random``, on every ``pixgen run`` line that names no CLIP and no preset (and
@@ -147,12 +148,13 @@ def test_python_blocks_run(monkeypatch: pytest.MonkeyPatch) -> None:
 def cli_args(command: str) -> list[str]:
     """The arguments after ``pixgen``, with the downloads replaced and the run shortened (see the docstring)."""
     args = shlex.split(command)[1:]
-    if args[0] != "run" or "--help" in args:
+    if args[0] not in ("run", "animate") or "--help" in args:
         return args
     args = [RANDOM_CLIP if a == "ViT-B-32:openai" else a for a in args]
     if "--clip" not in args and "--preset" not in args:
         args += ["--clip", RANDOM_CLIP]
-    return args + FAST + ([] if "--preset" in args else ["--size", "64x64"])
+    frames = ["--frames", "2", "--steps-per-frame", "1"] if args[0] == "animate" else []  # two frames: the warp too
+    return args + FAST + frames + ([] if "--preset" in args else ["--size", "64x64"])
 
 
 def place_vqgans(runner: CliRunner, files: tuple[Path, Path]) -> None:
