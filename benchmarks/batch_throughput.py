@@ -6,7 +6,8 @@ and on a local Ray cluster, with 1 and 2 workers.
 
 Wall time includes everything a user waits for: starting the workers (and the Ray cluster), loading the models
 once per worker, and the jobs. ``job s`` is the mean time of one job inside its worker (the first job of each
-worker also loads the models). On a shared machine the figures are noisy: run it when it is quiet.
+worker also loads the models). On a shared machine the figures are noisy: run it when it is quiet, and compare
+``--threads 1`` (on an oversubscribed CPU one torch thread per worker is several times faster per step).
 """
 
 from __future__ import annotations
@@ -29,12 +30,13 @@ CAPTIONS = [
 ]
 
 
-def measure(executor: str, workers: int, spec: dict, out: Path) -> dict:
+def measure(executor: str, workers: int, spec: dict, out: Path, threads: int | None = None) -> dict:
     """Run the batch once into ``out``; returns the figures."""
     import pixgen
 
     start = time.perf_counter()
-    rows = pixgen.batch(spec, executor=executor, workers=workers, out=out, progress=False, gallery=False)
+    rows = pixgen.batch(spec, executor=executor, workers=workers, threads=threads, out=out, progress=False,
+                        gallery=False)
     wall = time.perf_counter() - start
     done = [row for row in rows if row["status"] == "done"]
     return {"config": f"{executor}:{workers}", "jobs": len(rows), "done": len(done), "wall": wall,
@@ -47,17 +49,19 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, help="iterations per job (default: the preset's 150)")
     parser.add_argument("--seeds", type=int, default=2, help="seeds per caption (2: 16 jobs)")
     parser.add_argument("--configs", default="local:1,ray:1,local:2,ray:2", help="EXECUTOR:WORKERS,...")
+    parser.add_argument("--threads", type=int, help="torch threads per worker (default: the CPUs shared out)")
     parser.add_argument("--keep", type=Path, help="keep the first configuration's batch folder here (with gallery)")
     args = parser.parse_args()
     spec = {"preset": "shapes", "prompts": CAPTIONS, "seeds": args.seeds}
     if args.iterations:
         spec["iterations"] = args.iterations
-    print(f"{len(CAPTIONS) * args.seeds} shapes-preset jobs, iterations {args.iterations or 'of the preset (150)'}")
+    print(f"{len(CAPTIONS) * args.seeds} shapes-preset jobs, iterations {args.iterations or 'of the preset (150)'}, "
+          f"torch threads per worker {args.threads or 'CPUs / workers'}")
     print(f"{'config':>8} {'done':>5} {'wall s':>8} {'jobs/min':>9} {'job s':>7} {'workers':>8}")
     for number, config in enumerate(args.configs.split(",")):
         executor, _, workers = config.partition(":")
         with tempfile.TemporaryDirectory() as tmp:
-            figures = measure(executor, int(workers or 1), spec, Path(tmp) / "batch")
+            figures = measure(executor, int(workers or 1), spec, Path(tmp) / "batch", args.threads)
             if args.keep and number == 0:
                 import pixgen.batching.gallery as gallery
 
