@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from pixgen.cli import _errors, _run_options, _setup_logging, _Signals, parse_extra_args
+from pixgen.cli_common import _errors, _run_options, _setup_logging, _Signals, parse_extra_args
 
 _MOVE_HELP = "a number or an expression of the frame number t, e.g. '1 + 0.01*sin(t/5)'"
 
