@@ -30,13 +30,14 @@ def _inputs(render: torch.Tensor, cutouts: dict | None = None, step: int = 0) ->
 
 
 def _finished(quick: dict, losses: tuple[str, ...]) -> Any:
-    """The Run of ``quick`` (pixel drawer, ``STEPS`` steps) with ``losses``, run once per module."""
+    """The Run of ``quick`` (pixel drawer, ``STEPS`` steps, fp32 on every CPU) with ``losses``, run once per
+    module."""
     from pixgen.config import RunConfig
     from pixgen.engine import Run
 
     if losses not in _RUNS:
         run = Run(RunConfig.from_dict({**quick, "drawer": "pixel", "iterations": STEPS, "cutn": 2,
-                                       "save_every": 0,
+                                       "save_every": 0, "precision": "fp32",
                                        "loss": list(losses)}))
         run.run()
         _RUNS[losses] = run
