@@ -19,7 +19,8 @@ _RUN_OPTIONS = [
     click.option("--prompt", "-p", help='Prompts: "text[:weight[:stop]] | other text:-0.5".'),
     click.option("--drawer", "-d", help="Drawer spec NAME[:ARG] (pixel, pixel:hex, vqgan:imagenet_f16_16384...)."),
     click.option("--clip", multiple=True, help="CLIP model MODEL[:TAG][@WEIGHT]; repeat for several."),
-    click.option("--loss", multiple=True, help="Extra loss NAME[:ARG...][@WEIGHT] (smoothness, palette); repeatable."),
+    click.option("--loss", multiple=True, help="Extra loss NAME[:ARG...][@WEIGHT] (saturation, symmetry, edge, "
+                 "style...: see pixgen list losses); repeatable."),
     click.option("--filters", multiple=True, help="Filters on the render before the cutouts, comma-separated: "
                  "lookup (snap to --palette), tiler, wallpaper[:shift|horizontal|vertical]."),
     click.option("--palette", help=r'Palette of the lookup filter and palette loss: "[black,#f00,white]", '

@@ -59,6 +59,7 @@ class Registry:
     kind: str
     entries: dict[str, str | object] = field(default_factory=dict)
     group: str | None = None
+    _installed: dict[str, str] | None = field(default=None, repr=False, compare=False)
 
     def register(self, name: str, target: str | object) -> None:
         """Add a plug-in: the object itself, or a lazy ``"package.module:attr"`` string."""
@@ -66,12 +67,12 @@ class Registry:
 
     def targets(self) -> dict[str, str | object]:
         """Every entry: the installed entry points, then the registered ones (which win on a clash)."""
-        found: dict[str, str | object] = {}
-        if self.group:
+        if self._installed is None:  # read the installed packages' metadata once per registry
             from importlib.metadata import entry_points
 
-            found = {ep.name: ep.value for ep in entry_points(group=self.group)}
-        return {**found, **self.entries}
+            group = entry_points(group=self.group) if self.group else ()
+            self._installed = {ep.name: ep.value for ep in group}
+        return {**self._installed, **self.entries}
 
     def names(self) -> list[str]:
         """All registered names, sorted."""

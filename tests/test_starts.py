@@ -54,7 +54,7 @@ def test_trial_length_is_a_share_of_the_run_never_all_of_it() -> None:
 
 @pytest.mark.parametrize(("change", "words"), [
     ({"starts": 0}, "starts must be a finite number >= 1"),
-    ({"starts": "many"}, "starts must be a number"),
+    ({"starts": "many"}, "starts: cannot read 'many' as a whole number"),
     ({"start_trial": 150}, "start_trial must be a finite number between 0 and 100"),
     ({"starts": 2, "iterations": 1}, "needs at least 2 iterations"),
 ])
