@@ -18,17 +18,6 @@ import tempfile
 import time
 from pathlib import Path
 
-CAPTIONS = [
-    "a red circle on a blue background",
-    "a yellow square on a black background",
-    "a green triangle on a white background",
-    "a large purple circle on a yellow background",
-    "a blue square on the left",
-    "a small orange circle on the right on a white background",
-    "a white triangle on the top on a green background",
-    "a red square in the center on a white background",
-]
-
 
 def measure(executor: str, workers: int, spec: dict, out: Path, threads: int | None = None) -> dict:
     """Run the batch once into ``out``; returns the figures."""
@@ -52,10 +41,13 @@ def main() -> None:
     parser.add_argument("--threads", type=int, help="torch threads per worker (default: the CPUs shared out)")
     parser.add_argument("--keep", type=Path, help="keep the first configuration's batch folder here (with gallery)")
     args = parser.parse_args()
-    spec = {"preset": "shapes", "prompts": CAPTIONS, "seeds": args.seeds}
+    from pixgen.shapes.world import DEMO_CAPTIONS
+
+    captions = list(DEMO_CAPTIONS[:8])  # the one-shape demo captions
+    spec = {"preset": "shapes", "prompts": captions, "seeds": args.seeds}
     if args.iterations:
         spec["iterations"] = args.iterations
-    print(f"{len(CAPTIONS) * args.seeds} shapes-preset jobs, iterations {args.iterations or 'of the preset (150)'}, "
+    print(f"{len(captions) * args.seeds} shapes-preset jobs, iterations {args.iterations or 'of the preset (150)'}, "
           f"torch threads per worker {args.threads or 'CPUs / workers'}")
     print(f"{'config':>8} {'done':>5} {'wall s':>8} {'jobs/min':>9} {'job s':>7} {'workers':>8}")
     for number, config in enumerate(args.configs.split(",")):
