@@ -72,11 +72,6 @@ def parse_prompts(text: str | list[str] | None) -> list[Prompt]:
     return out
 
 
-def main_prompt(prompt: str | list[str] | None) -> str:
-    """The text of the first positive text prompt of the highest weight in a run's ``prompt`` setting, or ""."""
-    return main_text(parse_prompts(prompt))
-
-
 def main_text(prompts: Sequence[Prompt]) -> str:
     """The text of the first positive prompt of the highest weight among parsed ``prompts``, or ""."""
     positive = [p for p in prompts if p.weight > 0 and p.text]

@@ -25,8 +25,8 @@ import torch.nn.functional as F
 
 from pixgen.drawers.base import ramp_share
 from pixgen.losses.functional import spherical_dist
-from pixgen.perceptors import tokenizer_for
-from pixgen.shapes.models import clip_config_path, clip_weights_path, register_clip_config, vqgan_paths
+from pixgen.perceptors import register_config_file, tokenizer_for
+from pixgen.shapes.models import clip_config_path, clip_weights_path, vqgan_paths
 from pixgen.shapes.oracle import check
 from pixgen.shapes.render import render_caption
 from pixgen.shapes.train.clip_training import normalise
@@ -52,7 +52,7 @@ def load_model(config: Path, weights: Path | None):
     """The CLIP (eval mode) and its tokenizer; a config other than the shipped one registers under its stem."""
     import open_clip
 
-    name = register_clip_config(config)
+    name = register_config_file(config)
     model = open_clip.create_model(name, pretrained=str(weights or clip_weights_path())).eval()
     return model.requires_grad_(False), tokenizer_for(name, config)
 

@@ -59,8 +59,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from pixgen.perceptors import bpe_path_of, tokenizer_for
-from pixgen.shapes.models import clip_config_path, register_clip_config
+from pixgen.perceptors import bpe_path_of, register_config_file, tokenizer_for
+from pixgen.shapes.models import clip_config_path
 from pixgen.shapes.render import render_scenes
 from pixgen.shapes.sample import rng_from
 from pixgen.shapes.train.clip_batches import corrupted, make_chains, real_batch
@@ -224,7 +224,7 @@ def train(args: argparse.Namespace):
     """Run the training loop; returns (model, tokenizer, steps done)."""
     import open_clip
 
-    name = register_clip_config(args.config)
+    name = register_config_file(args.config)
     # --init-weights: fine-tune existing weights (e.g. the shipped ones, with --chains) instead of starting fresh
     model = open_clip.create_model(name, pretrained=str(args.init_weights) if args.init_weights else None)
     model.float().train()
@@ -336,7 +336,7 @@ def main() -> None:
     report.update(gradient_alignment_report(model, tokenizer, args.seed, min(args.eval_size, 128)))
     path = save(model, args.out, args.name, args.config, {**options, "steps": steps, **report})
     config = path.with_suffix(".json")
-    name = register_clip_config(config)
+    name = register_config_file(config)
     loaded = open_clip.create_model(name, pretrained=str(path)).eval()
     again = evaluate(loaded, tokenizer_for(name, config), args.seed, args.eval_size)
     print(json.dumps({"steps": steps, "minutes": round(minutes, 1), "held_out": report,

@@ -126,7 +126,10 @@ def test_denoise_loss_errors_are_clear(tmp_path) -> None:
 def test_denoise_loss_reads_the_main_positive_prompt(quick: dict, tmp_path) -> None:
     from pixgen.config import RunConfig
     from pixgen.engine import Run
-    from pixgen.prompts import main_prompt
+    from pixgen.prompts import main_text, parse_prompts
+
+    def main_prompt(text: str | None) -> str:
+        return main_text(parse_prompts(text))
 
     assert main_prompt("a red circle | a blue square:2 | a green square:-3") == "a blue square"
     assert main_prompt(None) == "" and main_prompt("a red circle:-1") == ""

@@ -36,14 +36,6 @@ def register_clip() -> str:
     return register_config_file(clip_config_path())
 
 
-def register_clip_config(config: str | Path) -> str:
-    """Register an open_clip model config of the shapes world (CNN or regions image tower included); returns
-    the model name."""
-    from pixgen.perceptors import register_config_file
-
-    return register_config_file(config)
-
-
 def cnn_config_path() -> Path:
     """The open_clip model config of the shapes CNN CLIP (``shapes_cnn.json``; same vocabulary as the ViT's)."""
     return assets_dir() / f"{CNN_NAME}.json"
