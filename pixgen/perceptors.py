@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from pixgen.errors import PixgenError
+from pixgen.fast_clip import attention_kernels, speed_up
 from pixgen.registry import CLIP_MODELS, TIMM_TOWERS, Spec
 from pixgen.weights import cache_dir
 
@@ -81,6 +82,7 @@ class OpenClipPerceptor(nn.Module):
     def __init__(self, name: str, model: nn.Module, tokenizer, mean, std) -> None:
         super().__init__()
         self.name, self.model, self.tokenizer = name, model.eval().requires_grad_(False), tokenizer
+        speed_up(model.visual)
         size = model.visual.image_size
         self.input_size = int(size[0] if isinstance(size, (tuple, list)) else size)
         self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
@@ -95,7 +97,8 @@ class OpenClipPerceptor(nn.Module):
             x = F.interpolate(x, size=(self.input_size, self.input_size), mode="bilinear", antialias=True)
         x = (x - self.mean) / self.std
         reduced = self.compute_dtype != torch.float32
-        with torch.autocast(x.device.type, dtype=self.compute_dtype, enabled=reduced):
+        with torch.autocast(x.device.type, dtype=self.compute_dtype, enabled=reduced), \
+                attention_kernels(x.device, self.compute_dtype):
             return F.normalize(self.model.encode_image(x).float(), dim=-1)
 
     def reduced(self, dtype: torch.dtype) -> OpenClipPerceptor:
