@@ -46,10 +46,12 @@ def measure(args: argparse.Namespace) -> dict:
     config = RunConfig.from_dict({"prompt": "a watercolor of a lighthouse at dawn", "drawer": args.drawer,
                                   "clip": [args.clip], "size": args.size, "cutn": args.cutn, "seed": 0,
                                   "iterations": args.warmup + args.steps, "device": args.device,
-                                  "precision": args.precision, **options})
+                                  "precision": args.precision, "compile": args.compile, **options})
     run = Run(config)
+    start = time.perf_counter()
     for _ in range(args.warmup):
         run.step()
+    warmup = time.perf_counter() - start
     cuda = run.device.type == "cuda"
     if cuda:
         torch.cuda.synchronize()
@@ -63,7 +65,8 @@ def measure(args: argparse.Namespace) -> dict:
     peak = torch.cuda.max_memory_allocated() if cuda else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     return {"drawer": args.drawer, "size": f"{run.size[0]}x{run.size[1]}", "cutn": args.cutn, "clip": args.clip,
             "device": str(run.device), "precision": run.precision, "cpu_flags": cpu_summary(),
-            "threads": torch.get_num_threads(), "s_per_it": round(seconds, 4),
+            "threads": torch.get_num_threads(), "compile": args.compile,
+            "warmup_s": round(warmup, 1), "s_per_it": round(seconds, 4),
             "peak_mib": round(peak / 2**20, 1), "peak_kind": "cuda allocated" if cuda else "process max RSS"}
 
 
@@ -83,6 +86,7 @@ def main() -> None:
     parser.add_argument("--clip", default="ViT-B-32:random")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--precision", default="auto", help="auto (default), fp32, bf16, fp16")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the CLIP image tower (--compile)")
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--options", default="{}", help="JSON dict of drawer options, e.g. '{\"strokes\": 256}'")
@@ -94,7 +98,7 @@ def main() -> None:
     print(f"{'drawer':<28} {'size':>9} {'cutn':>5} {'device':>7} {'prec':>5} {'s/it':>8} {'peak MiB':>9}  peak kind")
     for row in STANDARD:
         extra = ["--cutn", str(args.cutn), "--clip", args.clip, "--device", args.device, "--steps", str(args.steps),
-                 "--precision", args.precision]
+                 "--precision", args.precision] + (["--compile"] if args.compile else [])
         out = subprocess.run([sys.executable, __file__, *row, *extra], capture_output=True, text=True, check=True)
         r = json.loads(out.stdout.strip().splitlines()[-1])
         name = r["drawer"] + (" " + row[row.index("--options") + 1] if "--options" in row else "")

@@ -62,6 +62,7 @@ class RunConfig:
     target_image: list[str] = field(default_factory=list)
     optimizer: str = "adam"
     precision: str = "auto"
+    compile: bool = False  # torch.compile the CLIP image towers (pixgen.fast_clip.CompiledTower)
     auto_stop: int = 0
     preset: str | None = None
     quality: str | None = None

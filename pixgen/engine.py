@@ -74,7 +74,7 @@ class Run:
         self.generator = torch.Generator().manual_seed(self.seed)
         self.filters = build_filters(list(self.plan.plugins), self.device)  # cheap: bad palettes fail early
         extra_losses = build_extra_losses(list(self.plan.plugins))
-        self.perceptors = load_perceptors(self.plan.clips, self.device, self.dtype)
+        self.perceptors = load_perceptors(self.plan.clips, self.device, self.dtype, self.config.compile)
         check_memory(self.config, self.perceptors, self.device)  # cutouts that cannot fit: refused before step 1
         with self._rng():
             self.drawer = build_drawer(self.config, self.plan.of_kind("drawer")[0], self.device)

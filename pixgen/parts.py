@@ -34,13 +34,13 @@ def pick_device(name: str) -> torch.device:
     return device
 
 
-def load_perceptors(specs: tuple[Any, ...], device: torch.device,
-                    dtype: torch.dtype | None = None) -> dict[str, tuple[Any, float]]:
-    """Load every parsed ``--clip`` spec (``ClipSpec``), image towers cast once to a reduced ``dtype`` if given:
-    key -> (perceptor, weight)."""
+def load_perceptors(specs: tuple[Any, ...], device: torch.device, dtype: torch.dtype | None = None,
+                    compile: bool = False) -> dict[str, tuple[Any, float]]:
+    """Load every parsed ``--clip`` spec (``ClipSpec``), image towers cast once to a reduced ``dtype`` if given
+    and run through ``torch.compile`` with ``compile``: key -> (perceptor, weight)."""
     from pixgen.perceptors import load_perceptor
 
-    return {spec.key: (load_perceptor(spec, device, dtype), spec.weight) for spec in specs}
+    return {spec.key: (load_perceptor(spec, device, dtype, compile), spec.weight) for spec in specs}
 
 
 def build_drawer(config: RunConfig, chosen: Chosen, device: torch.device) -> Any:

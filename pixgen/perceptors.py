@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from pixgen.errors import PixgenError
-from pixgen.fast_clip import attention_kernels, speed_up
+from pixgen.fast_clip import CompiledTower, attention_kernels, speed_up
 from pixgen.registry import CLIP_MODELS, TIMM_TOWERS, Spec
 from pixgen.weights import cache_dir
 
@@ -112,6 +112,15 @@ class OpenClipPerceptor(nn.Module):
         other.compute_dtype = dtype
         return other
 
+    def compiled(self) -> OpenClipPerceptor:
+        """A copy whose image tower runs through ``torch.compile`` (``pixgen.fast_clip.CompiledTower``)."""
+        other = copy.copy(self)
+        other._modules = dict(self._modules)
+        other.model = copy.copy(self.model)
+        other.model._modules = dict(self.model._modules)
+        other.model.visual = CompiledTower(self.model.visual)
+        return other
+
     @torch.no_grad()
     def encode_text(self, texts: list[str]) -> torch.Tensor:
         """A list of N strings -> (N, D) unit vectors."""
@@ -138,13 +147,21 @@ def unknown_words(tokenizer, text: str) -> list[str]:
     return [w for w, ids in spelled if len(ids) > 1 and min(ids) < BYTE_SYMBOLS]  # 'a' is one byte, and known
 
 
-def load_perceptor(spec: ClipSpec, device: torch.device | str = "cpu",
-                   dtype: torch.dtype | None = None) -> OpenClipPerceptor:
+def load_perceptor(spec: ClipSpec, device: torch.device | str = "cpu", dtype: torch.dtype | None = None,
+                   compile: bool = False) -> OpenClipPerceptor:
     """Load (once per process, then shared) the open_clip model named by ``spec`` on ``device``; with a reduced
-    ``dtype`` (bf16, fp16) its image tower cast once to it."""
+    ``dtype`` (bf16, fp16) its image tower cast once to it; with ``compile`` run through ``torch.compile``."""
+    device = str(torch.device(device))
     if dtype in (None, torch.float32):
-        return _load_cached(spec.model, spec.tag, str(torch.device(device)), spec.config)
-    return _load_reduced(spec.model, spec.tag, str(torch.device(device)), spec.config, dtype)
+        perceptor = _load_cached(spec.model, spec.tag, device, spec.config)
+    else:
+        perceptor = _load_reduced(spec.model, spec.tag, device, spec.config, dtype)
+    return _compiled(perceptor) if compile else perceptor
+
+
+@functools.lru_cache(maxsize=4)
+def _compiled(perceptor: OpenClipPerceptor) -> OpenClipPerceptor:
+    return perceptor.compiled()
 
 
 @functools.lru_cache(maxsize=4)

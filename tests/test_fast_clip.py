@@ -86,3 +86,37 @@ def test_attention_kernels_only_change_reduced_precision_on_cpu() -> None:
     assert isinstance(attention_kernels(torch.device("cpu"), torch.float32), contextlib.nullcontext)
     assert isinstance(attention_kernels(torch.device("cuda"), torch.bfloat16), contextlib.nullcontext)
     assert not isinstance(attention_kernels(torch.device("cpu"), torch.bfloat16), contextlib.nullcontext)
+
+
+def test_compile_that_fails_stops_the_run_with_one_line_and_the_image_saved(clip_spec, tmp_path) -> None:
+    """A real compile failure (inductor pointed at a C++ compiler that does not exist), through the CLI."""
+    from click.testing import CliRunner
+
+    from pixgen.cli import main
+
+    args = ["run", "--prompt", "a red circle", "--clip", clip_spec, "--size", "32x32", "--cutn", "2",
+            "--iterations", "2", "--device", "cpu", "--compile", "--out", str(tmp_path / "out")]
+    with torch._inductor.config.patch({"cpp.cxx": ("no-such-compiler-pixgen",)}):
+        result = CliRunner().invoke(main, args)
+    assert result.exit_code == 1
+    errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and "--compile failed" in errors[0] and "run without --compile" in errors[0]
+    assert "Traceback" not in result.output and (tmp_path / "out" / "output.png").is_file()
+
+
+@pytest.mark.slow
+def test_a_compiled_tower_gives_the_eager_result_and_gradient(clip_spec) -> None:
+    """``--compile`` for real (inductor on this CPU, about 20 s for the tiny tower)."""
+    from pixgen.perceptors import load_perceptor, parse_clip_spec
+
+    spec = parse_clip_spec(clip_spec)
+    eager, compiled = load_perceptor(spec, "cpu"), load_perceptor(spec, "cpu", compile=True)
+    assert load_perceptor(spec, "cpu", compile=True) is compiled and compiled.model is not eager.model
+    x = torch.rand(4, 3, 32, 32)
+    grads = []
+    for perceptor in (eager, compiled):
+        xi = x.clone().requires_grad_(True)
+        out = perceptor.encode_image(xi)
+        (out * torch.linspace(-1, 1, out.numel()).view_as(out)).sum().backward()
+        grads.append((out.detach(), xi.grad))
+    assert torch.allclose(grads[0][0], grads[1][0], atol=1e-5) and torch.allclose(grads[0][1], grads[1][1], atol=1e-6)
