@@ -104,21 +104,21 @@ class OpenClipPerceptor(nn.Module):
     def reduced(self, dtype: torch.dtype) -> OpenClipPerceptor:
         """A copy whose image tower is cast once to ``dtype`` (run under autocast in ``encode_image``); the text
         tower stays fp32, so prompt embeddings keep full precision."""
-        other = copy.copy(self)
-        other._modules = dict(self._modules)
-        other.model = copy.copy(self.model)
-        other.model._modules = dict(self.model._modules)
-        other.model.visual = copy.deepcopy(self.model.visual).to(dtype)
+        other = self._with_visual(copy.deepcopy(self.model.visual).to(dtype))
         other.compute_dtype = dtype
         return other
 
     def compiled(self) -> OpenClipPerceptor:
         """A copy whose image tower runs through ``torch.compile`` (``pixgen.fast_clip.CompiledTower``)."""
+        return self._with_visual(CompiledTower(self.model.visual))
+
+    def _with_visual(self, visual: nn.Module) -> OpenClipPerceptor:
+        """A shallow copy with ``visual`` as its image tower (the text tower and buffers shared)."""
         other = copy.copy(self)
         other._modules = dict(self._modules)
         other.model = copy.copy(self.model)
         other.model._modules = dict(self.model._modules)
-        other.model.visual = CompiledTower(self.model.visual)
+        other.model.visual = visual
         return other
 
     @torch.no_grad()
