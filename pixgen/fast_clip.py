@@ -10,8 +10,8 @@ Each one is a measured fix of a slow torch path, applied by ``speed_up`` when a 
 - ``attention_kernels``: on CPU in bf16/fp16, the "math" attention kernel; the fused one's backward is 3x
   slower for CLIP's 50-token sequences (40 ms against 12 ms per block). fp32 and CUDA keep torch's choice.
 
-``CompiledTower`` is the opt-in ``--compile``: ``torch.compile`` of the image tower (measured on CPU: ViT-B/32
-forward+backward over 32 cutouts in bf16 about 24% faster, after a compile of about a minute; compiling the
+``CompiledTower`` is the opt-in ``--compile``: ``torch.compile`` of the image tower (measured on CPU: a VQGAN
+step at 256x256 in bf16 2-7% faster, after a first step of about 40 s with an empty compile cache; compiling the
 VQGAN decoder gained nothing there, so it is not compiled).
 """
 
@@ -22,6 +22,8 @@ import contextlib
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from pixgen.errors import PixgenError
 
 
 def speed_up(tower: nn.Module) -> nn.Module:
@@ -83,7 +85,7 @@ def attention_kernels(device: torch.device, dtype: torch.dtype) -> contextlib.Ab
 
 
 class CompiledTower(nn.Module):
-    """An image tower run through ``torch.compile`` (``--compile``): compiled at its first call (about a minute
+    """An image tower run through ``torch.compile`` (``--compile``): compiled at its first call (about 40 s
     for ViT-B/32 on a CPU), and again for a new batch size. A tower that cannot be compiled (no C++ compiler for
     a CPU, no Triton for a GPU) stops the run with one line instead of a compiler's traceback."""
 
@@ -94,8 +96,6 @@ class CompiledTower(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """The tower's output for ``x``, computed by the compiled code."""
         from torch._dynamo.exc import TorchDynamoException
-
-        from pixgen.errors import PixgenError
 
         try:
             return self.compiled(x)
